@@ -1,0 +1,1 @@
+"""runtime: an actor-style concurrent runtime for an operations assistant's tools."""

@@ -1,0 +1,115 @@
+"""What the executor tells observers about a call, and the span that encloses it.
+
+This is one of the tiny modules at the bottom of the house: the executor and the pipeline
+produce :class:`CallReport` values, the tracer and the selector consume them, and none of
+them import each other.
+
+The current span travels in a context variable.  anyio and trio copy the spawning task's
+context into every child task and into ``to_thread`` workers, so a tool call made inside a
+pipeline step is parented under that step without passing ids by hand.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import os
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+import attrs
+
+__all__ = [
+    "CURRENT_SPAN",
+    "CallObserver",
+    "CallReport",
+    "CallStart",
+    "IdGenerator",
+    "SpanRef",
+    "Status",
+]
+
+Status = Literal["ok", "error", "timeout", "cancelled"]
+Kind = Literal["tool_call", "pipeline", "step"]
+
+
+@attrs.frozen(slots=True)
+class SpanRef:
+    """The identity of an open span: enough to parent children under it."""
+
+    trace_id: str
+    span_id: str
+
+
+CURRENT_SPAN: contextvars.ContextVar[SpanRef | None] = contextvars.ContextVar(
+    "runtime_current_span", default=None
+)
+
+
+class IdGenerator:
+    """Unique span and trace ids that are not derived from the clock.
+
+    A random per-generator prefix plus a counter: unique within a process without a
+    syscall per id, unique across processes with overwhelming probability, and fully
+    deterministic when a ``seed`` prefix is given (for replayable test runs).
+    """
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self, seed: str | None = None) -> None:
+        self._prefix = seed if seed is not None else os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def span_id(self) -> str:
+        return f"{self._prefix}-{next(self._counter):x}"
+
+    def trace_id(self) -> str:
+        return f"t{self._prefix}-{next(self._counter):x}"
+
+
+@attrs.frozen(slots=True)
+class CallStart:
+    """A call began: observers that track load (the selector) count it as in flight."""
+
+    tool_type: str
+    operation: str
+    started_at: float
+
+
+@attrs.frozen(slots=True)
+class CallReport:
+    """Everything known about one finished call, pipeline run or pipeline step.
+
+    ``started_at`` is monotonic (``anyio.current_time()``), ``started_wall`` a Unix
+    timestamp for humans.  ``params`` and ``data`` are the raw values: redaction and
+    sizing happen in the tracer actor, off the caller's path.
+    """
+
+    kind: Kind
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    tool_type: str
+    operation: str
+    tenant_id: str
+    started_at: float
+    started_wall: float
+    duration_s: float
+    status: Status
+    error_type: str | None = None
+    error_message: str | None = None
+    cache_hit: bool = False
+    coalesced: bool = False
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    data: Any = None
+    retries: int = 0
+    fallback_used: bool = False
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class CallObserver(Protocol):
+    """Receives call events by cast: implementations must never block or raise."""
+
+    def call_started(self, start: CallStart) -> None: ...
+
+    def call_finished(self, report: CallReport) -> None: ...

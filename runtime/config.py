@@ -1,0 +1,416 @@
+"""Configuration: YAML in, frozen attrs classes out, every problem named by its key path.
+
+The classes below *are* the schema.  One small structurer walks their type hints, so a new
+setting is a new annotated field and nothing else: unknown keys, wrong types, negative
+sizes or durations and unreadable files all become :class:`ConfigError` with the dotted
+path of the offending key (``cache.ttl.METRIC.series``) and what is wrong with it.
+
+Durations are written ``500ms``, ``30s``, ``5m``, ``1h`` or ``0`` (a bare number means
+seconds) and held as float seconds.  :func:`config_to_dict` is the inverse of
+:func:`config_from_dict`, which keeps ``config/runtime.yaml`` and the defaults in code
+comparable (a test does exactly that).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+
+import attrs
+import yaml
+
+from runtime.errors import ConfigError
+
+__all__ = [
+    "CacheConfig",
+    "ExecutorConfig",
+    "OpsConfig",
+    "PipelineConfig",
+    "RedisConfig",
+    "RuntimeConfig",
+    "SelectorConfig",
+    "SupervisionConfig",
+    "TracerConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "parse_duration",
+]
+
+T = TypeVar("T")
+
+
+class _Check:
+    """Marker carried in ``Annotated`` metadata: how to validate a scalar."""
+
+    __slots__ = ("describe", "test")
+
+    def __init__(self, describe: str, test: typing.Callable[[Any], bool]) -> None:
+        self.describe = describe
+        self.test = test
+
+
+class _DurationMarker:
+    __slots__ = ()
+
+
+_DURATION = _DurationMarker()
+Seconds = Annotated[float, _DURATION]
+NonNegInt = Annotated[int, _Check("a non-negative integer", lambda v: v >= 0)]
+PosInt = Annotated[int, _Check("a positive integer", lambda v: v > 0)]
+Fraction = Annotated[float, _Check("a number between 0 and 1", lambda v: 0.0 <= v <= 1.0)]
+NonNegFloat = Annotated[float, _Check("a non-negative number", lambda v: v >= 0.0)]
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object, path: str = "") -> float:
+    """``500ms`` / ``30s`` / ``5m`` / ``1h`` / ``0`` / a number of seconds -> float seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(path, f"expected a duration such as 500ms, 30s, 5m, 1h; got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match is None:
+            if value.strip().startswith("-"):
+                raise ConfigError(path, f"duration must not be negative, got {value!r}")
+            raise ConfigError(
+                path, f"expected a duration such as 500ms, 30s, 5m, 1h or 0; got {value!r}"
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ConfigError(
+            path, f"expected a duration such as 500ms, 30s, 5m, 1h; got {type(value).__name__}"
+        )
+    if not math.isfinite(seconds):
+        raise ConfigError(path, f"duration must be finite, got {value!r}")
+    if seconds < 0:
+        raise ConfigError(path, f"duration must not be negative, got {value!r}")
+    return seconds
+
+
+def _format_duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0"
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    millis = seconds * 1000.0
+    if millis.is_integer():
+        return f"{int(millis)}ms"
+    return f"{seconds!r}s"
+
+
+# -- the schema ---------------------------------------------------------------------
+
+_ORIGINAL_TTLS: dict[str, dict[str, float]] = {
+    "CI": {"search": 300.0, "get": 600.0, "aggregate": 300.0},
+    "METRIC": {"aggregate": 180.0, "series": 120.0},
+    "GRAPH": {"expand": 600.0, "path": 600.0},
+    "HISTORY": {"event_log": 120.0},
+    "CEP": {"simulate": 0.0},
+}
+
+
+def _merge_ttls(overrides: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The original TTL table with ``overrides`` laid over it, entry by entry.
+
+    Merging rather than replacing means that configuring one TTL never silently drops
+    the others -- in particular CEP.simulate's 0, which keeps a side effect uncached.
+    """
+    merged = {tool: dict(ops) for tool, ops in _ORIGINAL_TTLS.items()}
+    for tool, ops in overrides.items():
+        merged.setdefault(tool, {}).update(ops)
+    return merged
+
+
+@attrs.frozen(slots=True)
+class ExecutorConfig:
+    """How one tool call runs: its timeout, per (tool, operation) where configured."""
+
+    default_timeout: Seconds = 30.0
+    timeouts: dict[str, dict[str, Seconds]] = attrs.field(factory=dict)
+
+    def timeout_for(self, tool_type: str, operation: str) -> float | None:
+        """The timeout in seconds, or None when configured as 0 (no timeout)."""
+        seconds = self.timeouts.get(tool_type, {}).get(operation, self.default_timeout)
+        return seconds if seconds > 0 else None
+
+
+@attrs.frozen(slots=True)
+class RedisConfig:
+    """The optional shared second tier (issue: Redis L2)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "runtime"
+    op_timeout: Seconds = 0.05
+    connect_timeout: Seconds = 0.5
+    secret: str | None = None
+    failure_threshold: PosInt = 3
+    backoff_initial: Seconds = 0.5
+    backoff_max: Seconds = 30.0
+
+
+@attrs.frozen(slots=True)
+class CacheConfig:
+    """The result cache: limits, TTL per (tool, operation), what is not part of a key."""
+
+    enabled: bool = True
+    max_entries: PosInt = 10_000
+    max_bytes: PosInt = 64 * 1024 * 1024
+    default_ttl: Seconds = 300.0
+    ttl: dict[str, dict[str, Seconds]] = attrs.field(
+        factory=lambda: _merge_ttls({}), converter=_merge_ttls
+    )
+    volatile_params: tuple[str, ...] = ("request_id", "trace_id")
+    mailbox_size: PosInt = 4096
+    redis: RedisConfig | None = None
+
+    def ttl_for(self, tool_type: str, operation: str) -> float:
+        return self.ttl.get(tool_type, {}).get(operation, self.default_ttl)
+
+
+@attrs.frozen(slots=True)
+class TracerConfig:
+    """The execution tracer: how much it keeps and what it never shows."""
+
+    enabled: bool = True
+    max_records: PosInt = 10_000
+    mailbox_size: PosInt = 8192
+    redact_keys: tuple[str, ...] = ("password", "token", "secret", "api_key", "authorization")
+    export_dir: str = "var/traces"
+
+
+@attrs.frozen(slots=True)
+class ProfileConfig:
+    """What a tool operation is expected to be like before anything is observed."""
+
+    accuracy: Fraction = 0.8
+    completeness: Fraction = 0.8
+    latency: Seconds = 0.05
+    intent_bonus: dict[str, Fraction] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class SelectorConfig:
+    """The tool selector: strategies, profiles, candidates and how fast it learns.
+
+    Empty ``intents``/``profiles``/``strategies`` mean "the built-in defaults"; entries
+    given here replace the built-in entry of the same name.
+    """
+
+    enabled: bool = True
+    default_strategy: str = "BALANCED"
+    decay_time: Seconds = 10.0
+    error_decay_time: Seconds = 30.0
+    herd_margin: Fraction = 0.05
+    mailbox_size: PosInt = 4096
+    strategies: dict[str, dict[str, NonNegFloat]] = attrs.field(factory=dict)
+    intents: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    profiles: dict[str, dict[str, ProfileConfig]] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class PipelineConfig:
+    """Defaults for composition runs."""
+
+    default_deadline: Seconds = 60.0
+    max_concurrency: PosInt = 16
+
+
+@attrs.frozen(slots=True)
+class OpsConfig:
+    """The reference ops tool suite and its embedded SQLite CMDB."""
+
+    database: str = "var/cmdb.sqlite"
+    cis: PosInt = 400
+    days: PosInt = 7
+    seed: NonNegInt = 42
+
+
+@attrs.frozen(slots=True)
+class SupervisionConfig:
+    """How often a crashed actor is restarted before it is left down (OTP's intensity)."""
+
+    max_restarts: NonNegInt = 5
+    window: Seconds = 10.0
+
+
+@attrs.frozen(slots=True)
+class RuntimeConfig:
+    """The whole configuration; every section has defaults."""
+
+    executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
+    supervision: SupervisionConfig = attrs.field(factory=SupervisionConfig)
+    cache: CacheConfig = attrs.field(factory=CacheConfig)
+    tracer: TracerConfig = attrs.field(factory=TracerConfig)
+    selector: SelectorConfig = attrs.field(factory=SelectorConfig)
+    pipeline: PipelineConfig = attrs.field(factory=PipelineConfig)
+    compositions: dict[str, Any] = attrs.field(factory=dict)
+    ops: OpsConfig = attrs.field(factory=OpsConfig)
+
+
+# -- structuring ----------------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _type_name(get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is dict:
+        return "a mapping"
+    if origin is tuple:
+        return "a list"
+    if attrs.has(tp):
+        return "a mapping"
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _structure(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Annotated:
+        base, *meta = get_args(tp)
+        if any(isinstance(m, _DurationMarker) for m in meta):
+            return parse_duration(value, path)
+        result = _structure(base, value, path)
+        for check in meta:
+            if isinstance(check, _Check) and not check.test(result):
+                raise ConfigError(path, f"must be {check.describe}, got {value!r}")
+        return result
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        non_none = [o for o in options if o is not type(None)]
+        if len(non_none) == 1:
+            return _structure(non_none[0], value, path)
+        raise TypeError(f"unsupported config type {tp!r}")  # pragma: no cover - schema bug
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(path, f"must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        return value
+    if origin is dict:
+        key_type, value_type = get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(path, f"keys must be strings, got {key!r}")
+            out[key] = _structure(value_type, item, _join(path, key))
+        return out
+    if origin is tuple:
+        (item_type, _ellipsis) = get_args(tp)
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(path, f"expected a list, got {type(value).__name__}")
+        return tuple(_structure(item_type, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if attrs.has(tp):
+        return _structure_attrs(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(path, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(path, f"expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # pragma: no cover
+
+
+def _structure_attrs(cls: type[T], value: Any, path: str) -> T:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        key = unknown[0]
+        raise ConfigError(
+            _join(path, str(key)),
+            f"unknown key; expected one of: {', '.join(sorted(fields))}",
+        )
+    kwargs = {name: _structure(hints[name], value[name], _join(path, name)) for name in value}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any] | None) -> RuntimeConfig:
+    """Build a validated :class:`RuntimeConfig`; missing keys take their defaults."""
+    return _structure_attrs(RuntimeConfig, data, "")
+
+
+def load_config(path: str | Path | None = None) -> RuntimeConfig:
+    """Read a YAML file into a :class:`RuntimeConfig`; ``None`` gives the defaults."""
+    if path is None:
+        return RuntimeConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError("", f"{path} must hold a mapping at the top, got {type(data).__name__}")
+    return config_from_dict(data)
+
+
+def _unstructure(tp: Any, value: Any) -> Any:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        base, *meta = get_args(tp)
+        if any(isinstance(m, _DurationMarker) for m in meta):
+            return _format_duration(value)
+        return _unstructure(base, value)
+    if value is None:
+        return None
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        return _unstructure(inner, value)
+    if origin is dict:
+        value_type = get_args(tp)[1]
+        return {k: _unstructure(value_type, v) for k, v in value.items()}
+    if origin is tuple:
+        return [_unstructure(get_args(tp)[0], v) for v in value]
+    if attrs.has(type(value)):
+        hints = typing.get_type_hints(type(value), include_extras=True)
+        return {
+            f.name: _unstructure(hints[f.name], getattr(value, f.name))
+            for f in attrs.fields(type(value))
+        }
+    return value
+
+
+def config_to_dict(config: RuntimeConfig) -> dict[str, Any]:
+    """The plain-data (YAML-ready) form of ``config``; ``config_from_dict`` inverts it."""
+    result: dict[str, Any] = _unstructure(RuntimeConfig, config)
+    return result

@@ -1,0 +1,234 @@
+"""One tool call: find the tool, consult the cache, run it under its timeout, report it.
+
+The executor is deliberately not an actor: a tool call runs in the caller's task, so
+cancelling the caller cancels the tool, and the only shared state it touches lives in
+actors it talks to (the cache by call, the observers by cast).
+
+Its collaborators plug in through two small seams, so that with every feature off a call
+is exactly a plain call of the tool:
+
+* a :class:`ResultCache` decides whether a call may be answered from memory, and if not
+  runs ``compute`` (as the single-flight leader) and keeps the result;
+* :class:`~runtime.calls.CallObserver` instances (tracer, selector) are told that a call
+  started and how it finished -- by cast, never waiting, even when the caller is
+  cancelled (a cancelled call still produces its report).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import anyio
+
+from runtime.calls import CURRENT_SPAN, CallObserver, CallReport, CallStart, IdGenerator, SpanRef
+from runtime.config import ExecutorConfig
+from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
+from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec, safe_execute
+
+__all__ = ["CacheOutcome", "Executor", "ResultCache"]
+
+CacheOutcome = Literal["off", "bypass", "miss", "hit", "coalesced"]
+"""How the cache took part in a call: ``miss`` means this call ran the tool as leader."""
+
+
+class ResultCache(Protocol):
+    """The cache seam: answer from memory, or run ``compute`` once for everyone waiting."""
+
+    async def fetch(
+        self,
+        spec: ToolSpec,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        compute: Callable[[], Awaitable[ToolResult]],
+    ) -> tuple[ToolResult, CacheOutcome]: ...
+
+
+class Executor:
+    """Runs single tool calls through the cache and reports them to the observers."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        config: ExecutorConfig | None = None,
+        *,
+        cache: ResultCache | None = None,
+        observers: Sequence[CallObserver] = (),
+        ids: IdGenerator | None = None,
+    ) -> None:
+        self.registry = registry
+        self.config = config if config is not None else ExecutorConfig()
+        self.cache = cache
+        self.observers = tuple(observers)
+        self.ids = ids if ids is not None else IdGenerator()
+
+    async def execute(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run the call and return its data, or raise.
+
+        Raises :class:`ToolNotFound`, :class:`ToolTimeout`, the tool's own
+        :class:`ToolExecutionError` subclass (such as ``InvalidParams``) as it was raised,
+        or :class:`ToolExecutionError` carrying the original error type and chained to
+        the original exception.
+        """
+        result = await self.execute_result(tool_type, operation, params, context, timeout=timeout)
+        if result.success:
+            return result.data
+        raise _as_exception(str(tool_type), operation, result)
+
+    async def execute_result(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        *,
+        timeout: float | None = None,
+    ) -> ToolResult:
+        """Run the call and return its :class:`ToolResult`; failures are results, not raised."""
+        if not isinstance(context, ToolContext):
+            raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"params for {tool_type}.{operation} must be a mapping, "
+                f"got {type(params).__name__}"
+            )
+        tool_type = str(tool_type)
+        try:
+            spec = self.registry.get(tool_type, operation)
+        except ToolNotFound as exc:
+            return ToolResult.from_exception(exc)
+        if timeout is None:
+            timeout = self.config.timeout_for(tool_type, operation)
+        return await self._traced(spec, params, context, timeout)
+
+    async def _traced(
+        self,
+        spec: ToolSpec,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        timeout: float | None,
+    ) -> ToolResult:
+        observers = self.observers
+        parent = CURRENT_SPAN.get()
+        if parent is not None:
+            trace_id = parent.trace_id
+        else:
+            trace_id = context.trace_id or self.ids.trace_id()
+        span_id = self.ids.span_id()
+        started = anyio.current_time()
+        started_wall = time.time()
+        if observers:
+            start = CallStart(spec.tool_type, spec.operation, started)
+            for observer in observers:
+                observer.call_started(start)
+        result: ToolResult | None = None
+        outcome: CacheOutcome = "off"
+        token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
+        try:
+            if self.cache is None:
+                result = await self._run(spec, params, context, timeout)
+            else:
+                result, outcome = await self.cache.fetch(
+                    spec, params, context, lambda: self._run(spec, params, context, timeout)
+                )
+            return result
+        finally:
+            CURRENT_SPAN.reset(token)
+            if observers:
+                report = _report(
+                    spec,
+                    params,
+                    context,
+                    result,
+                    outcome,
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    parent_span_id=parent.span_id if parent is not None else None,
+                    started=started,
+                    started_wall=started_wall,
+                    duration=anyio.current_time() - started,
+                )
+                for observer in observers:
+                    observer.call_finished(report)
+
+    @staticmethod
+    async def _run(
+        spec: ToolSpec, params: Mapping[str, Any], context: ToolContext, timeout: float | None
+    ) -> ToolResult:
+        if timeout is None:
+            return await safe_execute(spec, context, params)
+        with anyio.move_on_after(timeout):
+            return await safe_execute(spec, context, params)
+        error = ToolTimeout(spec.tool_type, spec.operation, timeout)
+        return ToolResult.from_exception(error)
+
+    def report(self, report: CallReport) -> None:
+        """Hand a finished pipeline or step report to the observers (never blocks)."""
+        for observer in self.observers:
+            observer.call_finished(report)
+
+
+def _report(
+    spec: ToolSpec,
+    params: Mapping[str, Any],
+    context: ToolContext,
+    result: ToolResult | None,
+    outcome: CacheOutcome,
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str | None,
+    started: float,
+    started_wall: float,
+    duration: float,
+) -> CallReport:
+    if result is None:
+        status: Literal["ok", "error", "timeout", "cancelled"] = "cancelled"
+        error_type: str | None = "Cancelled"
+        message: str | None = "the caller was cancelled"
+    elif result.success:
+        status, error_type, message = "ok", None, None
+    else:
+        status = "timeout" if result.error_type == "ToolTimeout" else "error"
+        error_type, message = result.error_type, result.error
+    return CallReport(
+        kind="tool_call",
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        tool_type=spec.tool_type,
+        operation=spec.operation,
+        tenant_id=context.tenant_id,
+        started_at=started,
+        started_wall=started_wall,
+        duration_s=duration,
+        status=status,
+        error_type=error_type,
+        error_message=message,
+        cache_hit=outcome == "hit",
+        coalesced=outcome == "coalesced",
+        params=params,
+        data=result.data if result is not None and result.success else None,
+        metadata={"cache": outcome} if outcome != "off" else {},
+    )
+
+
+def _as_exception(tool_type: str, operation: str, result: ToolResult) -> Exception:
+    """The exception :meth:`Executor.execute` raises for a failed result."""
+    original = result.exception
+    if isinstance(original, ToolExecutionError | ToolNotFound):
+        return original.with_traceback(None)
+    error = ToolExecutionError(
+        tool_type, operation, result.error_type or "ToolError", result.error or "unknown error"
+    )
+    error.__cause__ = original
+    return error

@@ -1,0 +1,164 @@
+"""``open_runtime()``: start the actors under one task group, wire them, stop them all.
+
+Everything the runtime runs lives in the task group opened here, so leaving the ``async
+with`` block leaves no task behind -- on trio and on asyncio alike.
+
+Actors are supervised one-for-one, as in OTP: an actor that crashes has already failed
+its waiting callers (see :mod:`runtime.actor`); its supervisor logs the crash and serves
+it again with fresh state, up to ``supervision.max_restarts`` times within
+``supervision.window``.  Past that the actor stays down and the runtime degrades instead
+of dying: a dead cache means calls bypass it, a dead tracer means reports are dropped
+and counted.  The host application keeps serving either way, and :meth:`Runtime.health`
+says what is down and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup, TaskStatus
+
+from runtime.actor import Actor, ActorStats
+from runtime.calls import CallObserver, IdGenerator
+from runtime.config import RuntimeConfig
+from runtime.executor import Executor, ResultCache
+from runtime.tools import ToolContext, ToolRegistry, ToolResult
+
+__all__ = ["Runtime", "RuntimeHealth", "open_runtime"]
+
+log = logging.getLogger("runtime")
+
+
+@attrs.frozen(slots=True)
+class RuntimeHealth:
+    """Which actors are up, how often each was restarted, and why the dead ones died."""
+
+    actors: Mapping[str, ActorStats]
+    crashes: Mapping[str, int]
+    down: Mapping[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.down
+
+
+class Runtime:
+    """A started runtime; get one from :func:`open_runtime`."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        config: RuntimeConfig,
+        executor: Executor,
+        actors: tuple[Actor[Any], ...],
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        self.executor = executor
+        self._actors = actors
+        self._crashes: dict[str, int] = {actor.name: 0 for actor in actors}
+        self._down: dict[str, str] = {}
+
+    async def execute(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run one tool call and return its data; see :meth:`Executor.execute`."""
+        return await self.executor.execute(tool_type, operation, params, context, timeout=timeout)
+
+    async def execute_result(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        *,
+        timeout: float | None = None,
+    ) -> ToolResult:
+        """Run one tool call and return its :class:`ToolResult`, never raising for failures."""
+        return await self.executor.execute_result(
+            tool_type, operation, params, context, timeout=timeout
+        )
+
+    def health(self) -> RuntimeHealth:
+        return RuntimeHealth(
+            actors={actor.name: actor.stats() for actor in self._actors},
+            crashes=dict(self._crashes),
+            down=dict(self._down),
+        )
+
+    async def _supervise(
+        self, actor: Actor[Any], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        supervision = self.config.supervision
+        recent: deque[float] = deque()
+        status: TaskStatus[None] | None = task_status
+        while True:
+            try:
+                if status is not None:
+                    first, status = status, None
+                    await actor.serve(task_status=first)
+                else:
+                    await actor.serve()
+                return
+            except Exception as exc:
+                self._crashes[actor.name] += 1
+                now = anyio.current_time()
+                recent.append(now)
+                while recent and now - recent[0] > supervision.window:
+                    recent.popleft()
+                if len(recent) > supervision.max_restarts:
+                    self._down[actor.name] = f"{type(exc).__name__}: {exc}"
+                    log.error(
+                        "actor %s crashed %d times within %gs; leaving it down",
+                        actor.name,
+                        len(recent),
+                        supervision.window,
+                        exc_info=exc,
+                    )
+                    return
+                log.warning("actor %s crashed; restarting it", actor.name, exc_info=exc)
+
+
+@asynccontextmanager
+async def open_runtime(
+    registry: ToolRegistry,
+    config: RuntimeConfig | None = None,
+    *,
+    observers: tuple[CallObserver, ...] = (),
+    ids: IdGenerator | None = None,
+) -> AsyncIterator[Runtime]:
+    """Start a runtime for the tools in ``registry``; stop everything on exit.
+
+    ``observers`` are extra :class:`~runtime.calls.CallObserver` instances told about
+    every call, next to the built-in tracer and selector.  ``ids`` fixes the span/trace
+    id generator (pass ``IdGenerator(seed="...")`` for replayable ids in tests).
+    """
+    config = config if config is not None else RuntimeConfig()
+    ids = ids if ids is not None else IdGenerator()
+    actors: list[Actor[Any]] = []
+    cache: ResultCache | None = None
+    executor = Executor(registry, config.executor, cache=cache, observers=observers, ids=ids)
+    runtime = Runtime(registry, config, executor, tuple(actors))
+    async with anyio.create_task_group() as group:
+        await _start_actors(group, runtime)
+        try:
+            yield runtime
+        finally:
+            group.cancel_scope.cancel()
+
+
+async def _start_actors(group: TaskGroup, runtime: Runtime) -> None:
+    for actor in runtime._actors:
+        await group.start(runtime._supervise, actor)

@@ -1,0 +1,82 @@
+"""Value types of the tool model: what a tool is asked with and what it answers.
+
+``ToolType`` names the built-in tool families; any other string is accepted for user
+tools, so every API that takes a tool type takes ``str`` and the enum is only a
+convenience (``ToolType.CI == "CI"``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["ToolContext", "ToolResult", "ToolType"]
+
+
+class ToolType(enum.StrEnum):
+    """The built-in tool families of the operations assistant."""
+
+    CI = "CI"
+    METRIC = "METRIC"
+    GRAPH = "GRAPH"
+    HISTORY = "HISTORY"
+    CEP = "CEP"
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{attribute.name} must be a non-empty string, got {value!r}")
+
+
+def _optional_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a string or None, got {type(value).__name__}")
+
+
+@attrs.frozen(slots=True)
+class ToolContext:
+    """Who is asking, and under which request.
+
+    ``tenant_id`` is required because it is part of every cache key: a result computed
+    for one tenant is never served to another.
+    """
+
+    tenant_id: str = attrs.field(validator=_non_empty)
+    user_id: str | None = attrs.field(default=None, validator=_optional_str)
+    request_id: str | None = attrs.field(default=None, validator=_optional_str)
+    trace_id: str | None = attrs.field(default=None, validator=_optional_str)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+
+
+@attrs.frozen(slots=True)
+class ToolResult:
+    """The outcome of one tool call.
+
+    ``error_type`` keeps the name of the exception a failing tool raised, ``exception``
+    the exception itself (not compared, not shown) so callers can chain it.
+    """
+
+    success: bool
+    data: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    warnings: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+    @classmethod
+    def ok(cls, data: Any, **metadata: Any) -> ToolResult:
+        return cls(True, data, metadata=metadata)
+
+    @classmethod
+    def failure(
+        cls, error: str, error_type: str = "ToolError", exception: BaseException | None = None
+    ) -> ToolResult:
+        return cls(False, None, error=error, error_type=error_type, exception=exception)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ToolResult:
+        return cls.failure(str(exc) or type(exc).__name__, type(exc).__name__, exc)
