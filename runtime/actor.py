@@ -200,6 +200,10 @@ class Actor(Generic[M]):
 
     async def _loop(self, receive: MemoryObjectReceiveStream[_Envelope]) -> None:
         dispatch = self._dispatch
+        # Peeking at the stream's buffer saves a raised-and-caught WouldBlock per message
+        # when callers are sequential (measured: about a fifth of a round trip on trio).
+        # It is anyio's private state, so fall back to the public path if it moves.
+        buffer = getattr(getattr(receive, "_state", None), "buffer", None)
         while True:
             try:
                 envelope = await receive.receive()
@@ -207,7 +211,7 @@ class Actor(Generic[M]):
                 return
             dispatch(envelope)
             drained = 1
-            while True:
+            while buffer is None or buffer:
                 try:
                     envelope = receive.receive_nowait()
                 except anyio.WouldBlock:
@@ -309,7 +313,7 @@ class Actor(Generic[M]):
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise self._unavailable()  # noqa: B904 (cause set inside)
         try:
-            await slot.wait()
+            await slot._event.wait()  # not slot.wait(): one coroutine frame less per call
         except BaseException:
             slot.abandoned = True
             if slot.done and slot.error is None and on_late_reply is not None:

@@ -96,16 +96,15 @@ def parse_duration(value: object, path: str = "") -> float:
     return seconds
 
 
-def _format_duration(seconds: float) -> str:
+def _format_duration(seconds: float) -> str | float:
+    """The friendliest exact spelling of ``seconds``: ``5m`` when exact, else a number."""
     if seconds == 0:
         return "0"
-    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if seconds >= size and (seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    millis = seconds * 1000.0
-    if millis.is_integer():
-        return f"{int(millis)}ms"
-    return f"{seconds!r}s"
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.001)):
+        count = seconds / size
+        if count >= 1 and count.is_integer() and count * size == seconds:
+            return f"{int(count)}{unit}"
+    return seconds
 
 
 # -- the schema ---------------------------------------------------------------------
@@ -304,10 +303,12 @@ def _structure(tp: Any, value: Any, path: str) -> Any:
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
-            raise ConfigError(path, f"must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+            raise ConfigError(
+                path, f"must be one of {', '.join(map(repr, allowed))}; got {value!r}"
+            )
         return value
     if origin is dict:
-        key_type, value_type = get_args(tp)
+        value_type = get_args(tp)[1]
         if not isinstance(value, Mapping):
             raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
         out = {}

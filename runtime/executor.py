@@ -98,8 +98,7 @@ class Executor:
             raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
         if not isinstance(params, Mapping):
             raise TypeError(
-                f"params for {tool_type}.{operation} must be a mapping, "
-                f"got {type(params).__name__}"
+                f"params for {tool_type}.{operation} must be a mapping, got {type(params).__name__}"
             )
         tool_type = str(tool_type)
         try:

@@ -1,0 +1,46 @@
+"""Shared plumbing for the benchmark scripts: ``--quick``, timing, the final JSON line.
+
+Every benchmark prints exactly one JSON object as the last line of stdout, with every
+figure named, so ``run_all.py`` and humans read the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def parse_args(description: str | None, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(description or "").strip().splitlines()[0] if description else None
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (CI-sized)")
+    return parser.parse_args(argv)
+
+
+def best_of(repeats: int, function: Callable[[], float]) -> tuple[float, float]:
+    """Run ``function`` (which returns a duration) ``repeats`` times: (best, median)."""
+    durations = [function() for _ in range(repeats)]
+    return min(durations), statistics.median(durations)
+
+
+def timed(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def emit(name: str, figures: dict[str, Any], *, quick: bool) -> None:
+    """Print the benchmark's one JSON object as the last line of stdout."""
+    record = {
+        "benchmark": name,
+        "quick": quick,
+        "python": platform.python_version(),
+        **figures,
+    }
+    print(json.dumps(record, sort_keys=False))
