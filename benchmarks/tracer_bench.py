@@ -1,0 +1,308 @@
+"""What tracing costs, against one OpenTelemetry SDK span measured in the same run.
+
+The anchor, ``otel_span_us``: one span of the OpenTelemetry SDK with a
+``BatchSpanProcessor(InMemorySpanExporter)``, named ``execute_tool CI`` with five GenAI
+attributes set at start and one after, ``force_flush()`` inside the timed region (so the
+exporter thread's work is paid for too).
+
+Ours, per report, as the tracer actor does it off the caller's path:
+``tracer_observe_lazy_us`` — ``TracerState.observe`` with lazy records (the default:
+count in the aggregate and sketch, keep the report in the ring; the record is built when
+read); ``tracer_record_us`` — ``record_from_report`` (redaction, result sizing/counting)
+plus keeping the record (``lazy_records=False``).  Measured for a typical report (four
+params, one of them a secret; a 20-row result) and a minimal one (no params, no data).
+
+Also: our quantile sketch against ``ddsketch`` (add cost, accuracy, size), and the
+OpenTelemetry bridge's cost per record (``OtelBridge.emit`` into the same batch exporter).
+
+Figures are process-CPU microseconds per item (medians of repeated runs), except the
+``*_wall_us`` ones.  Each measurement is a named function returning a dict of figures;
+the final JSON line is their union.  ``tracer_overhead_us`` (executor with the tracer on vs off) and
+``tracer_vs_otel_span`` are to be added as further measurement functions.
+
+    python benchmarks/tracer_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import emit, parse_args
+
+from runtime.calls import CallReport
+from runtime.tracer.records import TraceRecord, record_from_report
+from runtime.tracer.redact import Redactor
+from runtime.tracer.sketch import QuantileSketch
+from runtime.tracer.state import TracerState
+
+Figures = dict[str, Any]
+
+
+def _per_call(
+    clock: Callable[[], float], repeats: int, n: int, run: Callable[[int], None]
+) -> float:
+    samples = []
+    for _ in range(repeats):
+        gc.collect()
+        started = clock()
+        run(n)
+        samples.append((clock() - started) / n * 1e6)
+    return statistics.median(samples)
+
+
+def _per_call_us(repeats: int, n: int, run: Callable[[int], None]) -> float:
+    """Median over ``repeats`` runs of the process CPU time per iteration, in us.
+
+    Process CPU time (which includes the span processor's worker thread) rather than wall
+    time: on a shared VM it does not count other processes' time slices, so the ratios
+    hold steady from run to run.
+    """
+    return _per_call(time.process_time, repeats, n, run)
+
+
+def _per_call_wall_us(repeats: int, n: int, run: Callable[[int], None]) -> float:
+    return _per_call(time.perf_counter, repeats, n, run)
+
+
+# -- the anchor ------------------------------------------------------------------------------
+
+
+def measure_otel_span(quick: bool) -> Figures:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "CI",
+        "gen_ai.tool.call.id": "call-1",
+        "runtime.operation": "search",
+        "runtime.tenant": "acme",
+    }
+
+    def spans(n: int) -> None:
+        for _ in range(n):
+            with tracer.start_as_current_span("execute_tool CI", attributes=attributes) as span:
+                span.set_attribute("runtime.cache_hit", False)
+        provider.force_flush()
+        exporter.clear()
+
+    n, repeats = (5_000, 5) if quick else (20_000, 9)
+    spans(500)  # warm-up
+    figures = {
+        "otel_span_us": _per_call_us(repeats, n, spans),
+        "otel_span_wall_us": _per_call_wall_us(repeats, n, spans),
+    }
+    provider.shutdown()
+    return figures
+
+
+# -- our per-record pipeline -----------------------------------------------------------------
+
+
+def _typical_report(i: int) -> CallReport:
+    return CallReport(
+        kind="tool_call",
+        trace_id="t-bench",
+        span_id=f"s-{i}",
+        parent_span_id="s-0",
+        tool_type="CI",
+        operation="search",
+        tenant_id="acme",
+        started_at=float(i),
+        started_wall=1_700_000_000.0 + i,
+        duration_s=0.004 + (i % 97) * 1e-4,
+        status="ok",
+        params={"query": "web", "limit": 20, "api_key": "k-123", "filters": {"env": "prod"}},
+        data={
+            "records": [
+                {"ci_id": f"ci-{k}", "name": f"web-{k:02d}", "type": "server", "status": "up"}
+                for k in range(20)
+            ]
+        },
+    )
+
+
+def _minimal_report(i: int) -> CallReport:
+    return CallReport(
+        kind="tool_call",
+        trace_id="t-bench",
+        span_id=f"s-{i}",
+        parent_span_id=None,
+        tool_type="CI",
+        operation="search",
+        tenant_id="acme",
+        started_at=float(i),
+        started_wall=1_700_000_000.0 + i,
+        duration_s=0.004 + (i % 97) * 1e-4,
+        status="ok",
+    )
+
+
+def measure_record_pipeline(quick: bool) -> Figures:
+    n, repeats = (5_000, 5) if quick else (20_000, 9)
+    typical = [_typical_report(i) for i in range(1000)]
+    minimal = [_minimal_report(i) for i in range(1000)]
+    redactor = Redactor()
+    records = [record_from_report(r, redact_keys=redactor) for r in typical]
+
+    def observe(reports: list[CallReport], *, lazy: bool) -> Callable[[int], None]:
+        def run(count: int) -> None:
+            state = TracerState(capacity=1000, lazy_records=lazy)
+            observe = state.observe
+            for i in range(count):
+                observe(reports[i % 1000])
+
+        return run
+
+    def build(reports: list[CallReport]) -> Callable[[int], None]:
+        def run(count: int) -> None:
+            for i in range(count):
+                record_from_report(reports[i % 1000], redact_keys=redactor)
+
+        return run
+
+    def observe_built(count: int) -> None:
+        state = TracerState(capacity=1000)
+        observe = state.observe_record
+        for i in range(count):
+            observe(records[i % 1000])
+
+    return {
+        # What the tracer actor does per report by default: count it, keep the report.
+        "tracer_observe_lazy_us": _per_call_us(repeats, n, observe(typical, lazy=True)),
+        # record_from_report + observe: the record built at once (lazy_records=False).
+        "tracer_record_us": _per_call_us(repeats, n, observe(typical, lazy=False)),
+        "tracer_record_minimal_us": _per_call_us(repeats, n, observe(minimal, lazy=False)),
+        "record_from_report_us": _per_call_us(repeats, n, build(typical)),
+        "record_from_report_minimal_us": _per_call_us(repeats, n, build(minimal)),
+        "state_observe_record_us": _per_call_us(repeats, n, observe_built),
+    }
+
+
+def measure_otel_bridge(quick: bool) -> Figures:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from runtime.tracer.otel import OtelBridge
+
+    exporter = InMemorySpanExporter()
+    bridge = OtelBridge([BatchSpanProcessor(exporter)])
+    records: list[TraceRecord] = [record_from_report(_typical_report(i)) for i in range(1000)]
+
+    def run(count: int) -> None:
+        for i in range(count):
+            bridge.emit(records[i % 1000])
+        bridge.force_flush()
+        exporter.clear()
+
+    n, repeats = (5_000, 5) if quick else (20_000, 9)
+    run(500)
+    figures = {"otel_bridge_emit_us": _per_call_us(repeats, n, run)}
+    bridge.shutdown()
+    return figures
+
+
+# -- the sketch against ddsketch -------------------------------------------------------------
+
+
+def _lower_quantile(ordered: list[float], q: float) -> float:
+    return ordered[math.floor(q * (len(ordered) - 1))]
+
+
+def measure_sketches(quick: bool) -> Figures:
+    from ddsketch import DDSketch
+
+    rng = random.Random(42)
+    size = 50_000 if quick else 200_000
+    lognormal = [rng.lognormvariate(math.log(20.0), 1.0) for _ in range(size)]
+    bimodal = [
+        rng.lognormvariate(math.log(20.0), 0.3)
+        if rng.random() < 0.99
+        else rng.lognormvariate(math.log(500.0), 0.3)
+        for _ in range(size)
+    ]
+    quantiles = (0.5, 0.95, 0.99, 0.999)
+    contenders: dict[str, tuple[Callable[[], Any], str, Callable[[Any, float], float]]] = {
+        "ours": (lambda: QuantileSketch(0.01), "add", lambda s, q: s.quantile(q)),
+        "ddsketch": (lambda: DDSketch(0.01), "add", lambda s, q: s.get_quantile_value(q)),
+    }
+    figures: Figures = {}
+    repeats = 3 if quick else 5
+    for name, (make, add_name, quantile) in contenders.items():
+
+        def fill(count: int, make: Callable[[], Any] = make, add_name: str = add_name) -> None:
+            add = getattr(make(), add_name)
+            for value in lognormal[:count]:
+                add(value)
+
+        figures[f"sketch_{name}_add_us"] = _per_call_us(repeats, size, fill)
+        for label, data in (("lognormal", lognormal), ("bimodal", bimodal)):
+            sketch = make()
+            for value in data:
+                sketch.add(value)
+            ordered = sorted(data)
+            for q in quantiles:
+                exact = _lower_quantile(ordered, q)
+                error = (quantile(sketch, q) - exact) / exact * 100.0
+                figures[f"sketch_{name}_{label}_p{q * 100:g}_err_pct"] = round(error, 3)
+        gc.collect()
+        tracemalloc.start()
+        sketch = make()
+        for value in lognormal:
+            sketch.add(value)
+        figures[f"sketch_{name}_bytes"] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        if isinstance(sketch, QuantileSketch):
+            figures[f"sketch_{name}_buckets"] = sketch.bucket_count
+        else:
+            # Bins in use (the dense store allocates in chunks of 128).
+            figures[f"sketch_{name}_buckets"] = sum(1 for count in sketch._store.bins if count)
+    figures["sketch_add_speedup_vs_ddsketch"] = round(
+        figures["sketch_ddsketch_add_us"] / figures["sketch_ours_add_us"], 2
+    )
+    return figures
+
+
+MEASUREMENTS: dict[str, Callable[[bool], Figures]] = {
+    "otel_span": measure_otel_span,
+    "record_pipeline": measure_record_pipeline,
+    "otel_bridge": measure_otel_bridge,
+    "sketches": measure_sketches,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(__doc__, argv)
+    figures: Figures = {}
+    for name, measure in MEASUREMENTS.items():
+        result = measure(args.quick)
+        print(f"{name}: {result}")
+        figures.update(result)
+    for name in ("tracer_observe_lazy_us", "tracer_record_us", "tracer_record_minimal_us"):
+        ratio_name = name.removesuffix("_us") + "_vs_otel_span"
+        figures[ratio_name] = round(figures[name] / figures["otel_span_us"], 3)
+    for key, value in figures.items():
+        if isinstance(value, float):
+            figures[key] = round(value, 3)
+    emit("tracer_bench", figures, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""TracerActor: reports by cast, never blocking; drops counted; stats, records, reset, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from runtime.calls import CallObserver, CallReport, CallStart
+from runtime.errors import ActorUnavailable
+from runtime.tracer.actor import TracerActor
+from runtime.tracer.export import records_from_json
+from runtime.tracer.records import TraceRecord
+
+pytestmark = pytest.mark.anyio
+
+
+def make_report(n: int = 0, **overrides: Any) -> CallReport:
+    values: dict[str, Any] = {
+        "kind": "tool_call",
+        "trace_id": "t-1",
+        "span_id": f"s-{n}",
+        "parent_span_id": None,
+        "tool_type": "CI",
+        "operation": "search",
+        "tenant_id": "acme",
+        "started_at": float(n),
+        "started_wall": 1_700_000_000.0 + n,
+        "duration_s": 0.002,
+        "status": "ok",
+    }
+    values.update(overrides)
+    return CallReport(**values)
+
+
+def test_it_is_a_call_observer() -> None:
+    observer: CallObserver = TracerActor()
+    observer.call_started(CallStart("CI", "search", 0.0))  # a no-op, never raises
+    observer.call_finished(make_report())  # not running: dropped and counted, never raises
+    assert isinstance(observer, TracerActor)
+    assert observer.stats().dropped == 1
+
+
+async def test_reports_become_records_and_stats() -> None:
+    tracer = TracerActor(capacity=5)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            for n in range(8):
+                tracer.call_finished(make_report(n, status="error" if n % 2 else "ok"))
+            records = await tracer.records()
+            stats = await tracer.tracer_stats()
+            tracer.stop()
+    assert [r.span_id for r in records] == ["s-3", "s-4", "s-5", "s-6", "s-7"]
+    ci = stats.tool("CI", "search")
+    assert ci is not None
+    assert (ci.count, ci.ok, ci.error) == (8, 4, 4)
+    assert (stats.observed, stats.buffered, stats.dropped) == (8, 5, 0)
+
+
+async def test_a_flood_never_blocks_and_drops_are_counted_in_stats() -> None:
+    tracer = TracerActor(mailbox_size=16)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            # No checkpoint between casts: the tracer cannot run, its mailbox fills up.
+            accepted = [tracer.cast(make_report(n)) for n in range(500)]
+            stats = await tracer.tracer_stats()
+            tracer.stop()
+    # The mailbox holds 16; trio may hand one more straight to the waiting receiver.
+    assert 16 <= accepted.count(True) <= 17
+    assert stats.dropped == accepted.count(False)
+    assert stats.observed == accepted.count(True)
+
+
+async def test_reset_forgets_records_aggregates_and_drops() -> None:
+    tracer = TracerActor(mailbox_size=4)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            for n in range(10):
+                tracer.call_finished(make_report(n))
+            before_reset = await tracer.tracer_stats()
+            await tracer.reset()
+            after_reset = await tracer.tracer_stats()
+            tracer.call_finished(make_report(99))
+            after_one = await tracer.tracer_stats()
+            tracer.stop()
+    assert before_reset.dropped >= 5
+    assert before_reset.dropped + before_reset.observed == 10
+    assert (after_reset.observed, after_reset.dropped, after_reset.tools) == (0, 0, {})
+    assert (after_one.observed, after_one.dropped) == (1, 0)
+
+
+async def test_export_returns_text_and_writes_the_file(tmp_path: Path) -> None:
+    tracer = TracerActor()
+    target = tmp_path / "traces.json"
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            tracer.call_finished(make_report(1, params={"password": "hunter2"}))
+            text = await tracer.export("json", target)
+            csv_text = await tracer.export("csv")
+            with pytest.raises(ValueError, match="jsonl"):
+                await tracer.export("yaml")
+            records = await tracer.records()
+            tracer.stop()
+    assert target.read_text(encoding="utf-8") == text
+    assert records_from_json(text) == list(records)
+    assert "hunter2" not in text
+    assert "hunter2" not in csv_text
+    assert json.loads(text)[0]["params"] == {"password": "***"}
+
+
+@pytest.mark.virtual_time
+async def test_durations_come_from_the_monotonic_clock() -> None:
+    tracer = TracerActor()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            started = anyio.current_time()
+            await anyio.sleep(2.5)
+            tracer.call_finished(
+                make_report(started_at=started, duration_s=anyio.current_time() - started)
+            )
+            (record,) = await tracer.records()
+            tracer.stop()
+    assert record.duration_ms == pytest.approx(2500.0, abs=1e-6)
+
+
+async def test_sinks_get_every_record_and_their_failures_are_counted() -> None:
+    seen: list[TraceRecord] = []
+
+    def failing_sink(record: TraceRecord) -> None:
+        raise RuntimeError("exporter down")
+
+    tracer = TracerActor(sinks=[seen.append, failing_sink])
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            for n in range(3):
+                tracer.call_finished(make_report(n))
+            stats = await tracer.tracer_stats()
+            tracer.stop()
+    assert [r.span_id for r in seen] == ["s-0", "s-1", "s-2"]
+    assert stats.sink_errors == 3
+    assert stats.observed == 3
+
+
+async def test_calls_after_stop_fail_instead_of_hanging() -> None:
+    tracer = TracerActor()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            tracer.stop()
+        with pytest.raises(ActorUnavailable):
+            await tracer.tracer_stats()
+    assert tracer.cast(make_report()) is False
+
+
+async def test_a_restart_starts_from_a_fresh_state() -> None:
+    tracer = TracerActor()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            tracer.call_finished(make_report(1))
+            assert (await tracer.tracer_stats()).observed == 1
+            tracer.stop()
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            stats = await tracer.tracer_stats()
+            tracer.stop()
+    assert stats.observed == 0
