@@ -1,0 +1,692 @@
+"""The shared second cache tier: Redis through coredis (anyio, so trio and asyncio alike).
+
+Several replicas of a service each warm their own in-process cache; the tools' database
+sees N times the load.  A second tier in a Redis the operators already run lets one
+replica's result serve the others.  This module is that tier, nothing more: the in-process
+``CacheActor`` stays the first tier and decides when to consult and fill this one.
+
+Invalidation: generation counters, not SCAN
+-------------------------------------------
+
+A value lives under ``{prefix}:val:{tenant}:{tool}:{op}:{gen}:{digest}`` where ``gen`` is a
+short hash of four *generation tokens*: one for the whole cache, one per tenant, one per tool
+type and one per (tool type, operation), each stored under its own ``{prefix}:gen:...`` key.
+Invalidating a tenant, a tool, an operation or everything is one ``SET`` of a fresh random
+token: every value written under the old token becomes unreachable at once and expires by
+its TTL.  A single key is invalidated by deleting it.
+
+The alternative, ``SCAN MATCH {prefix}:val:{tenant}:*`` + ``DEL``, was rejected because
+
+- its cost grows with the *whole* keyspace (SCAN walks every key in the database, matching
+  or not), paid at each invalidation, and many round trips long;
+- it is not atomic: a fill racing the scan can land behind the cursor and survive;
+- while a scan is half done, readers see a mix of invalidated and live entries.
+
+What generations cost instead, and how it is bounded:
+
+- **Per lookup**: the four tokens are needed to build the key.  They are fetched with one
+  ``MGET`` and kept locally for ``generation_cache_s`` (default 1 s), so a warm lookup is
+  one ``GET`` and a cold one ``MGET`` + ``GET``.
+- **Consistency window**: an invalidation by *another* process is seen here up to
+  ``generation_cache_s`` late (0 makes it exact, at two round trips per lookup).  This
+  process's own invalidations are seen at once (they update the local tokens).
+- **Memory**: orphaned values stay in Redis until their TTL (every value has one), not
+  until the invalidation; under ``maxmemory`` they are the first LRU victims since nobody
+  reads them.  Generation keys have no TTL; there is one per tenant, tool and operation.
+- **Tokens are random, not counters**: if a generation key is lost (eviction under
+  ``allkeys-lru``, ``FLUSHDB``), it is re-created with a *new* random token (``SET NX``),
+  which invalidates its namespace -- a counter restarting at 0 would resurrect old values.
+
+An invalidation that cannot reach Redis (down, slow) is kept as *pending* and replayed
+before any other operation once Redis answers again, so a restarted-but-persistent Redis
+never serves what was invalidated while it was unreachable.  (At most 1024 are kept; beyond
+that they collapse into one whole-cache invalidation.)  A fill that computed its value
+before an invalidation and writes it after one can still store a stale value under the new
+generation; that window is the tool's run time, the same as for the in-process tier.
+
+Redis down or slow
+------------------
+
+A tool call must never fail, nor wait long, because this tier failed.  Every public method
+catches every ``Exception`` (cancellation still propagates), counts it and answers
+:class:`Miss` / ``False``.  Each method runs under one ``op_timeout_s`` budget
+(``anyio.move_on_after``) covering all its round trips.  A circuit breaker stops traffic
+after ``failure_threshold`` consecutive failures: while open, calls return at once without
+touching the network; after a backoff (``backoff_initial_s``, doubling to
+``backoff_max_s``) one call is let through as a probe; success closes the circuit (a
+*reconnect*), failure reopens it with a longer backoff.  When the circuit opens, the pool's
+connections are dropped, so the probe dials a fresh connection instead of queueing behind
+a wedged one.  coredis's own retries are disabled: the breaker is the retry policy.
+
+Values are JSON in a versioned, optionally HMAC-signed envelope (:mod:`runtime.cache.codec`);
+never pickle.  A value that fails verification or decoding is a counted :class:`Miss`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from urllib.parse import quote, urlsplit
+
+import anyio
+import attrs
+
+from runtime.cache import codec
+from runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    import coredis
+
+__all__ = [
+    "Breaker",
+    "CacheKeyLike",
+    "CircuitState",
+    "GenerationCache",
+    "Hit",
+    "Miss",
+    "MissReason",
+    "RedisSettings",
+    "RedisTier",
+    "RedisTierStats",
+    "data_key",
+    "generation_keys",
+]
+
+T = TypeVar("T")
+
+CircuitState = Literal["closed", "open", "half_open"]
+MissReason = Literal["absent", "error", "timeout", "decode", "signature", "circuit_open", "closed"]
+
+_SECTION: Final = "cache.redis"
+_MIN_SECRET_LEN: Final = 16
+_MAX_PENDING: Final = 1024
+_GEN_CACHE_MAX: Final = 4096
+_URL_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+
+
+# -- settings -------------------------------------------------------------------------
+
+
+def _finite_positive(value: float) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and (math.isfinite(value))
+    )
+
+
+@attrs.frozen(slots=True)
+class RedisSettings:
+    """The ``cache.redis`` configuration section.
+
+    ``url``: ``redis://host:port/db``, ``rediss://...`` or ``unix:///path/to/redis.sock``.
+    ``secret``: when set, values are HMAC-SHA256 signed and unsigned ones refused; every
+    process sharing the Redis must use the same secret.  ``generation_cache_s``: how long
+    invalidation tokens are reused locally -- the window in which another process's
+    invalidation is not yet seen here (see the module doc).  ``max_connections``: coredis
+    multiplexes concurrent commands over a connection, so a few suffice; a small pool also
+    keeps a burst of callers from dialling a storm of connections at once.
+    """
+
+    url: str
+    key_prefix: str = "runtime"
+    op_timeout_s: float = 0.05
+    connect_timeout_s: float = 0.5
+    secret: str | None = attrs.field(default=None, repr=False)  # never in a log line
+    failure_threshold: int = 3
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    generation_cache_s: float = 1.0
+    max_connections: int = 4
+
+    def __attrs_post_init__(self) -> None:
+        def fail(field: str, problem: str) -> ConfigError:
+            return ConfigError(f"{_SECTION}.{field}", problem)
+
+        if not isinstance(self.url, str):
+            raise fail("url", f"expected a string, got {type(self.url).__name__}")
+        parts = urlsplit(self.url)
+        if parts.scheme not in _URL_SCHEMES:
+            raise fail(
+                "url",
+                f"scheme must be redis://, rediss:// or unix://, got {self.url!r}",
+            )
+        if parts.scheme == "unix" and not parts.path:
+            raise fail("url", f"a unix:// url needs a socket path, got {self.url!r}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise fail("url", f"a {parts.scheme}:// url needs a host, got {self.url!r}")
+        if (
+            not isinstance(self.key_prefix, str)
+            or not self.key_prefix
+            or any(ch.isspace() or not ch.isprintable() for ch in self.key_prefix)
+        ):
+            raise fail(
+                "key_prefix", f"expected a non-empty printable word, got {self.key_prefix!r}"
+            )
+        for name in ("op_timeout_s", "connect_timeout_s", "backoff_initial_s", "backoff_max_s"):
+            value = getattr(self, name)
+            if not _finite_positive(value):
+                raise fail(name, f"expected a positive finite number of seconds, got {value!r}")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise fail(
+                "backoff_max_s",
+                f"must be >= backoff_initial_s ({self.backoff_initial_s:g}), "
+                f"got {self.backoff_max_s:g}",
+            )
+        gen = self.generation_cache_s
+        if (
+            isinstance(gen, bool)
+            or not isinstance(gen, int | float)
+            or not (math.isfinite(gen) and gen >= 0)
+        ):
+            raise fail("generation_cache_s", f"expected a non-negative number, got {gen!r}")
+        for name in ("failure_threshold", "max_connections"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise fail(name, f"expected a positive integer, got {count!r}")
+        if self.secret is not None and (
+            not isinstance(self.secret, str) or len(self.secret) < _MIN_SECRET_LEN
+        ):
+            raise fail(
+                "secret", f"must be a string of at least {_MIN_SECRET_LEN} characters when set"
+            )
+
+
+# -- results and statistics -----------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Hit:
+    """The shared tier had a valid value; ``value`` is a fresh object, never shared."""
+
+    value: Any
+
+
+@attrs.frozen(slots=True)
+class Miss:
+    """No usable value; ``reason`` says why (``absent`` is the only healthy reason)."""
+
+    reason: MissReason = "absent"
+
+
+@attrs.frozen(slots=True)
+class RedisTierStats:
+    """A snapshot of the tier's counters.
+
+    ``misses`` counts lookups Redis answered with nothing; failed lookups are counted under
+    ``errors``, ``timeouts``, ``decode_failures``, ``signature_failures`` or
+    ``short_circuits`` (calls refused at once by the open circuit) instead.
+    ``unencodable`` counts values not written because JSON would not return them intact.
+    """
+
+    hits: int
+    misses: int
+    sets: int
+    unencodable: int
+    invalidations: int
+    errors: int
+    timeouts: int
+    decode_failures: int
+    signature_failures: int
+    short_circuits: int
+    reconnects: int
+    circuit: CircuitState
+    pending_invalidations: int
+    last_error: str | None
+
+
+# -- the breaker (pure) ---------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Breaker:
+    """Circuit-breaker state; every transition is a pure function of the state and ``now``.
+
+    closed --(threshold consecutive failures)--> open --(backoff elapsed: one probe
+    admitted)--> half_open --(probe succeeds)--> closed, or --(probe fails)--> open with
+    the backoff doubled (capped).  A probe that never reports (its caller was cancelled) is
+    replaced after ``probe_timeout``, so the breaker cannot stick in half_open.
+    """
+
+    threshold: int
+    backoff_initial: float
+    backoff_max: float
+    probe_timeout: float
+    state: CircuitState = "closed"
+    failures: int = 0
+    backoff: float = attrs.field(default=attrs.Factory(lambda s: s.backoff_initial, True))
+    retry_at: float = 0.0
+    probe_deadline: float = 0.0
+
+    def admit(self, now: float) -> tuple[bool, Breaker]:
+        """May a call go to Redis now?  (A call admitted from open/half_open is the probe.)"""
+        if self.state == "closed":
+            return True, self
+        if self.state == "open" and now >= self.retry_at:
+            return True, attrs.evolve(
+                self, state="half_open", probe_deadline=now + self.probe_timeout
+            )
+        if self.state == "half_open" and now >= self.probe_deadline:
+            return True, attrs.evolve(self, probe_deadline=now + self.probe_timeout)
+        return False, self
+
+    def succeeded(self) -> Breaker:
+        if self.state == "closed" and self.failures == 0:
+            return self
+        return attrs.evolve(self, state="closed", failures=0, backoff=self.backoff_initial)
+
+    def failed(self, now: float) -> Breaker:
+        if self.state == "closed":
+            failures = self.failures + 1
+            if failures < self.threshold:
+                return attrs.evolve(self, failures=failures)
+            return attrs.evolve(self, state="open", failures=failures, retry_at=now + self.backoff)
+        if self.state == "half_open":
+            backoff = min(self.backoff * 2, self.backoff_max)
+            return attrs.evolve(self, state="open", backoff=backoff, retry_at=now + backoff)
+        return self  # a late failure of a call admitted before the circuit opened
+
+
+# -- key layout (pure) ----------------------------------------------------------------
+
+
+class CacheKeyLike(Protocol):
+    """What the tier needs of a cache key (``runtime.cache.keys.CacheKey`` fits)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def tool_type(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def digest(self) -> bytes: ...
+
+
+def _part(text: str) -> str:
+    # Percent-encoding ':' (and everything else unusual) keeps the layout unambiguous:
+    # tenant "a:b" can never pose as tenant "a" with tool "b".
+    # surrogatepass: make_key accepts str with lone surrogates, so must the layout.
+    return quote(str(text), safe="", errors="surrogatepass")
+
+
+def global_generation_key(prefix: str) -> str:
+    return f"{prefix}:gen:all"
+
+
+def tenant_generation_key(prefix: str, tenant: str) -> str:
+    return f"{prefix}:gen:tenant:{_part(tenant)}"
+
+
+def tool_generation_key(prefix: str, tool_type: str, operation: str | None = None) -> str:
+    if operation is None:
+        return f"{prefix}:gen:tool:{_part(tool_type)}"
+    return f"{prefix}:gen:op:{_part(tool_type)}:{_part(operation)}"
+
+
+def generation_keys(prefix: str, key: CacheKeyLike) -> tuple[str, str, str, str]:
+    """The four generation keys that together decide where ``key``'s value lives."""
+    return (
+        global_generation_key(prefix),
+        tenant_generation_key(prefix, key.tenant),
+        tool_generation_key(prefix, key.tool_type),
+        tool_generation_key(prefix, key.tool_type, key.operation),
+    )
+
+
+def data_key(prefix: str, key: CacheKeyLike, generations: tuple[str, ...]) -> bytes:
+    """The Redis key of ``key``'s value under the given generation tokens."""
+    gen = hashlib.blake2b("\x00".join(generations).encode(), digest_size=8).hexdigest()
+    return (
+        f"{prefix}:val:{_part(key.tenant)}:{_part(key.tool_type)}:{_part(key.operation)}"
+        f":{gen}:{key.digest.hex()}"
+    ).encode()
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+class GenerationCache:
+    """Generation tokens last read from Redis, each reusable for ``max_age`` seconds.
+
+    ``epoch`` changes on every local bump: a fetch that started before a bump must not
+    overwrite the bumped token with the older one it read (see :meth:`store`).
+    """
+
+    __slots__ = ("_tokens", "epoch", "max_age")
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.epoch = 0
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def lookup(self, names: tuple[str, ...], now: float) -> tuple[str, ...] | None:
+        found = []
+        for name in names:
+            entry = self._tokens.get(name)
+            if entry is None or now - entry[1] >= self.max_age:
+                return None
+            found.append(entry[0])
+        return tuple(found)
+
+    def store(
+        self, names: tuple[str, ...], tokens: tuple[str, ...], now: float, epoch: int
+    ) -> None:
+        if epoch != self.epoch or self.max_age <= 0:
+            return
+        if len(self._tokens) + len(names) > _GEN_CACHE_MAX:
+            self._tokens.clear()  # crude but bounded; refilled at one MGET per namespace
+        for name, token in zip(names, tokens, strict=True):
+            self._tokens[name] = (token, now)
+
+    def bump(self, name: str, token: str, now: float) -> None:
+        self.epoch += 1
+        if self.max_age > 0:
+            self._tokens[name] = (token, now)
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self._tokens.clear()
+
+
+# -- the tier (I/O shell) -------------------------------------------------------------
+
+
+class _Failed:
+    """Marker: the guarded Redis operation did not complete (already counted)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: MissReason) -> None:
+        self.reason: MissReason = reason
+
+
+class RedisTier:
+    """The shared cache tier.  Build it with ``async with RedisTier.open(settings) as tier``.
+
+    Every method is safe to call concurrently from any task and never raises (except
+    cancellation of the caller): failures are counted in :meth:`stats` and answered with
+    :class:`Miss` or ``False``.
+    """
+
+    def __init__(self, settings: RedisSettings, client: coredis.Redis[bytes]) -> None:
+        self.settings = settings
+        self._client = client
+        self._prefix = settings.key_prefix
+        self._secret = settings.secret.encode() if settings.secret is not None else None
+        self._breaker = Breaker(
+            threshold=settings.failure_threshold,
+            backoff_initial=settings.backoff_initial_s,
+            backoff_max=settings.backoff_max_s,
+            probe_timeout=2 * settings.op_timeout_s,
+        )
+        self._generations = GenerationCache(settings.generation_cache_s)
+        self._pending_bumps: dict[str, str] = {}
+        self._pending_deletes: set[CacheKeyLike] = set()
+        self._open = True
+        self._counts: dict[str, int] = dict.fromkeys(
+            (
+                "hits",
+                "misses",
+                "sets",
+                "unencodable",
+                "invalidations",
+                "errors",
+                "timeouts",
+                "decode_failures",
+                "signature_failures",
+                "short_circuits",
+                "reconnects",
+            ),
+            0,
+        )
+        self._last_error: str | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: RedisSettings) -> AsyncIterator[RedisTier]:
+        """Own a coredis client for the duration of the block.
+
+        No connection is made here: the first operation dials, so entering never fails or
+        waits because Redis is down.  coredis runs its connection tasks in a task group it
+        opens in this block; leaving the block closes them all.
+        """
+        import coredis  # lazily: the settings and pure parts must import without coredis
+        from coredis.retry import NoRetryPolicy
+
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            settings.url,
+            stream_timeout=settings.op_timeout_s,
+            connect_timeout=settings.connect_timeout_s,
+            retry_policy=NoRetryPolicy(),
+            max_connections=settings.max_connections,
+            client_name=f"{settings.key_prefix}-cache",
+        )
+        async with client:
+            tier = cls(settings, client)
+            try:
+                yield tier
+            finally:
+                tier._open = False
+
+    # -- public operations ------------------------------------------------------------
+
+    async def get(self, key: CacheKeyLike) -> Hit | Miss:
+        """The value stored for ``key``, or a :class:`Miss` saying why not."""
+
+        async def lookup(client: coredis.Redis[bytes]) -> tuple[bytes, bytes | None]:
+            location = data_key(self._prefix, key, await self._tokens(client, key))
+            return location, await client.get(location)
+
+        outcome = await self._guarded(lookup)
+        if isinstance(outcome, _Failed):
+            return Miss(outcome.reason)
+        location, stored = outcome
+        if stored is None:
+            self._counts["misses"] += 1
+            return Miss("absent")
+        try:
+            value = codec.decode(stored, location, self._secret)
+        except codec.DecodeFailure as failure:
+            self._counts[f"{failure.kind}_failures"] += 1
+            return Miss(failure.kind)
+        self._counts["hits"] += 1
+        return Hit(value)
+
+    async def set(self, key: CacheKeyLike, value: Any, ttl_s: float) -> bool:
+        """Store ``value`` for ``ttl_s`` seconds (``SET ... PX``); True when it was written.
+
+        A TTL of 0 (or less) means "do not cache": nothing is written.  A value JSON would
+        not return intact is not written either (counted as ``unencodable``).
+        """
+        if not (isinstance(ttl_s, int | float) and math.isfinite(ttl_s) and ttl_s > 0):
+            return False
+        try:
+            payload = codec.serialise(value)
+        except (codec.NotJsonValue, ValueError, TypeError, RecursionError):
+            self._counts["unencodable"] += 1
+            return False
+        ttl_ms = max(1, round(ttl_s * 1000))
+
+        async def store(client: coredis.Redis[bytes]) -> bool:
+            location = data_key(self._prefix, key, await self._tokens(client, key))
+            sealed = codec.seal(payload, location, self._secret)
+            return bool(await client.set(location, sealed, px=ttl_ms))
+
+        outcome = await self._guarded(store)
+        if isinstance(outcome, _Failed):
+            return False
+        self._counts["sets"] += 1
+        return outcome
+
+    async def invalidate_key(self, key: CacheKeyLike) -> bool:
+        """Forget ``key``'s value; True when Redis confirmed it (else it is kept pending)."""
+
+        async def delete(client: coredis.Redis[bytes]) -> bool:
+            location = data_key(self._prefix, key, await self._tokens(client, key, fresh=True))
+            await client.delete([location])
+            return True
+
+        self._counts["invalidations"] += 1
+        outcome = await self._guarded(delete)
+        if isinstance(outcome, _Failed):
+            self._add_pending(delete_key=key)
+            return False
+        return True
+
+    async def invalidate_tool(self, tool_type: str, operation: str | None = None) -> bool:
+        """Forget every value of ``tool_type`` (only ``operation``'s, if given), all tenants."""
+        return await self._bump(tool_generation_key(self._prefix, tool_type, operation))
+
+    async def invalidate_tenant(self, tenant: str) -> bool:
+        """Forget every value of ``tenant``."""
+        return await self._bump(tenant_generation_key(self._prefix, tenant))
+
+    async def clear(self) -> bool:
+        """Forget every value under this key prefix."""
+        return await self._bump(global_generation_key(self._prefix))
+
+    async def redis_key_for(self, key: CacheKeyLike) -> bytes | None:
+        """The Redis key ``key``'s value lives under now (diagnostics, tests); None on failure."""
+
+        async def locate(client: coredis.Redis[bytes]) -> bytes:
+            return data_key(self._prefix, key, await self._tokens(client, key, fresh=True))
+
+        outcome = await self._guarded(locate)
+        return None if isinstance(outcome, _Failed) else outcome
+
+    def stats(self) -> RedisTierStats:
+        return RedisTierStats(
+            **self._counts,
+            circuit=self._breaker.state,
+            pending_invalidations=len(self._pending_bumps) + len(self._pending_deletes),
+            last_error=self._last_error,
+        )
+
+    # -- machinery --------------------------------------------------------------------
+
+    async def _bump(self, name: str) -> bool:
+        token = new_token()
+
+        async def publish(client: coredis.Redis[bytes]) -> bool:
+            await client.set(name, token)
+            return True
+
+        self._counts["invalidations"] += 1
+        outcome = await self._guarded(publish)
+        if isinstance(outcome, _Failed):
+            self._add_pending(bump=(name, token))
+            return False
+        self._generations.bump(name, token, anyio.current_time())
+        return True
+
+    def _add_pending(
+        self, bump: tuple[str, str] | None = None, delete_key: CacheKeyLike | None = None
+    ) -> None:
+        if bump is not None:
+            self._pending_bumps[bump[0]] = bump[1]
+        if delete_key is not None:
+            self._pending_deletes.add(delete_key)
+        # Whatever is pending must not be served from the local tokens either.
+        self._generations.clear()
+        if len(self._pending_bumps) + len(self._pending_deletes) > _MAX_PENDING:
+            # Too much to remember: one whole-cache invalidation covers all of it.
+            self._pending_deletes.clear()
+            self._pending_bumps = {global_generation_key(self._prefix): new_token()}
+
+    async def _flush_pending(self, client: coredis.Redis[bytes]) -> None:
+        """Replay invalidations that could not reach Redis, before anything else runs."""
+        if self._pending_bumps:
+            bumps = dict(self._pending_bumps)
+            async with client.pipeline(transaction=False) as pipe:
+                for name, token in bumps.items():
+                    pipe.set(name, token)
+            now = anyio.current_time()
+            for name, token in bumps.items():
+                if self._pending_bumps.get(name) == token:
+                    del self._pending_bumps[name]
+                self._generations.bump(name, token, now)
+        for key in list(self._pending_deletes):
+            location = data_key(self._prefix, key, await self._tokens(client, key, fresh=True))
+            await client.delete([location])
+            self._pending_deletes.discard(key)
+
+    async def _tokens(
+        self, client: coredis.Redis[bytes], key: CacheKeyLike, *, fresh: bool = False
+    ) -> tuple[str, ...]:
+        """The generation tokens of ``key``'s namespaces: local if recent, else one MGET."""
+        names = generation_keys(self._prefix, key)
+        if not fresh:
+            cached = self._generations.lookup(names, anyio.current_time())
+            if cached is not None:
+                return cached
+        epoch = self._generations.epoch
+        values = await client.mget(names)
+        if any(value is None for value in values):
+            # A namespace never invalidated (or whose token was evicted): give it a random
+            # token, first writer wins, and read back whatever won.
+            from coredis import PureToken
+
+            async with client.pipeline(transaction=False) as pipe:
+                for name, value in zip(names, values, strict=True):
+                    if value is None:
+                        pipe.set(name, new_token(), condition=PureToken.NX)
+                reread = pipe.mget(names)
+            values = await reread
+            if any(value is None for value in values):
+                raise RuntimeError("generation keys vanished while being created")
+        tokens = tuple(bytes(value or b"").decode("ascii", "replace") for value in values)
+        self._generations.store(names, tokens, anyio.current_time(), epoch)
+        return tokens
+
+    async def _guarded(
+        self, operation: Callable[[coredis.Redis[bytes]], Awaitable[T]]
+    ) -> T | _Failed:
+        """Run ``operation`` under the breaker and the op timeout; count whatever goes wrong."""
+        if not self._open:
+            return _Failed("closed")
+        admitted, self._breaker = self._breaker.admit(anyio.current_time())
+        if not admitted:
+            self._counts["short_circuits"] += 1
+            return _Failed("circuit_open")
+        reason: MissReason
+        try:
+            with anyio.move_on_after(self.settings.op_timeout_s) as scope:
+                if self._pending_bumps or self._pending_deletes:
+                    await self._flush_pending(self._client)
+                result = await operation(self._client)
+            if not scope.cancelled_caught:
+                self._record_success()
+                return result
+            self._counts["timeouts"] += 1
+            self._last_error = f"timed out after {self.settings.op_timeout_s:g}s"
+            reason = "timeout"
+        except Exception as exc:  # any failure of the tier is a miss, never the caller's
+            self._counts["errors"] += 1
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            reason = "error"
+        self._record_failure()
+        return _Failed(reason)
+
+    def _record_success(self) -> None:
+        before = self._breaker.state
+        self._breaker = self._breaker.succeeded()
+        if before != "closed":
+            self._counts["reconnects"] += 1
+
+    def _record_failure(self) -> None:
+        before = self._breaker.state
+        self._breaker = self._breaker.failed(anyio.current_time())
+        if before != "open" and self._breaker.state == "open":
+            # Drop every pooled connection: the probe should dial afresh rather than queue
+            # behind requests on a connection that may be wedged.
+            try:
+                self._client.connection_pool.disconnect()
+            except Exception as exc:
+                self._last_error = f"disconnect failed: {type(exc).__name__}: {exc}"
