@@ -130,8 +130,9 @@ _Envelope = tuple[Any, ReplySlot | None]
 class Actor(Generic[M]):
     """Base class of the runtime's actors; see the module docstring for the contract."""
 
-    def __init__(self, name: str, *, mailbox_size: int = 1024) -> None:
-        if mailbox_size < 1 and not math.isinf(mailbox_size):
+    def __init__(self, name: str, *, mailbox_size: float = 1024) -> None:
+        """``mailbox_size`` bounds the mailbox; ``math.inf`` only where drops are unsafe."""
+        if not mailbox_size >= 1:
             raise ValueError(f"mailbox_size must be >= 1, got {mailbox_size}")
         self.name = name
         self._mailbox_size = mailbox_size

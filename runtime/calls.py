@@ -21,6 +21,7 @@ import attrs
 
 __all__ = [
     "CURRENT_SPAN",
+    "CacheOutcome",
     "CallObserver",
     "CallReport",
     "CallStart",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 Status = Literal["ok", "error", "timeout", "cancelled"]
+CacheOutcome = Literal["off", "bypass", "miss", "hit", "coalesced"]
+"""How the cache took part in a call: ``miss`` means this call ran the tool as leader."""
 Kind = Literal["tool_call", "pipeline", "step"]
 
 

@@ -22,15 +22,20 @@ from typing import Any, Literal, Protocol
 
 import anyio
 
-from runtime.calls import CURRENT_SPAN, CallObserver, CallReport, CallStart, IdGenerator, SpanRef
+from runtime.calls import (
+    CURRENT_SPAN,
+    CacheOutcome,
+    CallObserver,
+    CallReport,
+    CallStart,
+    IdGenerator,
+    SpanRef,
+)
 from runtime.config import ExecutorConfig
 from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
 from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec, safe_execute
 
-__all__ = ["CacheOutcome", "Executor", "ResultCache"]
-
-CacheOutcome = Literal["off", "bypass", "miss", "hit", "coalesced"]
-"""How the cache took part in a call: ``miss`` means this call ran the tool as leader."""
+__all__ = ["Executor", "ResultCache"]
 
 
 class ResultCache(Protocol):

@@ -25,10 +25,13 @@ import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.actor import Actor, ActorStats
+from runtime.cache.actor import CacheActor
+from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, IdGenerator
 from runtime.config import RuntimeConfig
-from runtime.executor import Executor, ResultCache
+from runtime.executor import Executor
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
+from runtime.tracer.actor import TracerActor
 
 __all__ = ["Runtime", "RuntimeHealth", "open_runtime"]
 
@@ -57,10 +60,17 @@ class Runtime:
         config: RuntimeConfig,
         executor: Executor,
         actors: tuple[Actor[Any], ...],
+        *,
+        cache: ResultCacheService | None = None,
+        tracer: TracerActor | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
         self.executor = executor
+        self.cache = cache
+        """Invalidation, clearing and statistics of the result cache (None when disabled)."""
+        self.tracer = tracer
+        """Trace records, statistics and export (None when disabled)."""
         self._actors = actors
         self._crashes: dict[str, int] = {actor.name: 0 for actor in actors}
         self._down: dict[str, str] = {}
@@ -148,9 +158,18 @@ async def open_runtime(
     config = config if config is not None else RuntimeConfig()
     ids = ids if ids is not None else IdGenerator()
     actors: list[Actor[Any]] = []
-    cache: ResultCache | None = None
+    cache: ResultCacheService | None = None
+    tracer: TracerActor | None = None
+    if config.cache.enabled:
+        cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
+        cache = ResultCacheService(cache_actor, config.cache)
+        actors.append(cache_actor)
+    if config.tracer.enabled:
+        tracer = TracerActor.from_config(config.tracer)
+        actors.append(tracer)
+        observers = (tracer, *observers)
     executor = Executor(registry, config.executor, cache=cache, observers=observers, ids=ids)
-    runtime = Runtime(registry, config, executor, tuple(actors))
+    runtime = Runtime(registry, config, executor, tuple(actors), cache=cache, tracer=tracer)
     async with anyio.create_task_group() as group:
         await _start_actors(group, runtime)
         try:

@@ -1,0 +1,252 @@
+"""``CacheActor``: the store plus a single-flight table, owned by one task.
+
+A lookup gets one of three answers.  A **hit** carries the stored form of the value.  The
+first miss for a key makes its caller the **leader**: it runs the tool in its own task and
+then casts :class:`Fill` (success), :class:`Fail` (the tool failed: followers share the
+failure, nothing is cached), :class:`Unshare` (the result cannot be stored: followers run
+the tool themselves) or :class:`Release` (the leader was cancelled).  Later misses for the
+same key **follow**: their reply is deferred until the leader reports.
+
+On :class:`Release` the first follower still waiting is promoted to leader, so a
+cancelled leader never strands its followers, and no follower is ever cancelled by
+another caller's cancellation: followers that gave up are skipped (their reply slot is
+``abandoned``).
+
+Invalidation bumps an epoch.  A leader that looked up before an invalidation still hands
+its value to its followers (they asked before it), but the value is not stored: it may be
+exactly what the invalidation meant to remove.
+
+The mailbox is **unbounded**, unlike the other actors'.  Fill, Fail and Release are casts
+that must never be dropped -- a dropped Fill would strand the followers -- and they are
+sent from cancellation handlers where nothing may block.  Memory stays bounded anyway:
+every call blocks its caller until the reply, so queued calls never outnumber concurrent
+callers, and each cast follows a call its sender made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import anyio
+import attrs
+
+from runtime.actor import DEFER, Actor, ReplySlot
+from runtime.cache.keys import CacheKey
+from runtime.cache.store import MISS, CacheStats, CacheStore
+from runtime.cache.values import StoredValue
+from runtime.tools import ToolResult
+
+__all__ = [
+    "CacheActor",
+    "CacheSnapshot",
+    "Fail",
+    "Fill",
+    "Hit",
+    "Lead",
+    "Lookup",
+    "Release",
+    "RunYourself",
+    "Shared",
+    "SharedFailure",
+    "Unshare",
+]
+
+
+# -- messages -------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Lookup:
+    key: CacheKey
+
+
+@attrs.frozen(slots=True)
+class Peek:
+    key: CacheKey
+
+
+@attrs.frozen(slots=True)
+class Fill:
+    key: CacheKey
+    stored: StoredValue
+    ttl: float
+    epoch: int
+
+
+@attrs.frozen(slots=True)
+class Fail:
+    key: CacheKey
+    result: ToolResult
+
+
+@attrs.frozen(slots=True)
+class Release:
+    key: CacheKey
+
+
+@attrs.frozen(slots=True)
+class Unshare:
+    key: CacheKey
+
+
+@attrs.frozen(slots=True)
+class Invalidate:
+    key: CacheKey | None = None
+    tool_type: str | None = None
+    operation: str | None = None
+    tenant: str | None = None
+
+
+@attrs.frozen(slots=True)
+class RecordBypass:
+    tool_type: str
+    operation: str
+
+
+@attrs.frozen(slots=True)
+class GetStats:
+    pass
+
+
+# -- replies ----------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Hit:
+    stored: StoredValue
+
+
+@attrs.frozen(slots=True)
+class Lead:
+    epoch: int
+
+
+@attrs.frozen(slots=True)
+class Shared:
+    stored: StoredValue
+
+
+@attrs.frozen(slots=True)
+class SharedFailure:
+    result: ToolResult
+
+
+@attrs.frozen(slots=True)
+class RunYourself:
+    """The leader's result could not be shared: run the tool without the cache."""
+
+
+@attrs.frozen(slots=True)
+class CacheSnapshot:
+    """The store's statistics plus the single-flight table's occupancy."""
+
+    store: CacheStats
+    in_flight: int
+    waiting_followers: int
+
+
+class _Flight:
+    __slots__ = ("followers",)
+
+    def __init__(self) -> None:
+        self.followers: deque[ReplySlot] = deque()
+
+
+class CacheActor(Actor[Any]):
+    """Owns a :class:`CacheStore` and the single-flight table; see the module docstring."""
+
+    def __init__(self, max_entries: int, max_bytes: int | None) -> None:
+        super().__init__("cache", mailbox_size=math.inf)
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes)
+        self._flights: dict[bytes, _Flight] = {}
+        self._epoch = 0
+
+    def on_start(self) -> None:
+        # A restart begins empty: after a crash nothing in the old state is trusted.
+        self._store = CacheStore(self._max_entries, self._max_bytes)
+        self._flights = {}
+        self._epoch += 1
+
+    def handle_call(self, message: Any, slot: ReplySlot) -> Any:
+        if type(message) is Lookup:
+            return self._lookup(message.key, slot)
+        if type(message) is Peek:
+            return self._store.peek(message.key, anyio.current_time())
+        if type(message) is Invalidate:
+            return self._invalidate(message)
+        if type(message) is GetStats:
+            return CacheSnapshot(
+                self._store.stats(),
+                len(self._flights),
+                sum(len(f.followers) for f in self._flights.values()),
+            )
+        raise TypeError(f"cache actor got an unknown call {message!r}")
+
+    def handle_cast(self, message: Any) -> None:
+        kind = type(message)
+        if kind is Fill:
+            self._fill(message)
+        elif kind is Fail:
+            self._resolve(message.key, SharedFailure(message.result))
+        elif kind is Release:
+            self._release(message.key)
+        elif kind is Unshare:
+            self._resolve(message.key, RunYourself())
+        elif kind is RecordBypass:
+            self._store.record_bypass(message.tool_type, message.operation)
+        else:
+            raise TypeError(f"cache actor got an unknown cast {message!r}")
+
+    def _lookup(self, key: CacheKey, slot: ReplySlot) -> Any:
+        value = self._store.get(key, anyio.current_time())
+        if value is not MISS:
+            return Hit(value)
+        flight = self._flights.get(key.digest)
+        if flight is None:
+            self._flights[key.digest] = _Flight()
+            return Lead(self._epoch)
+        self._store.record_coalesced(key.tool_type, key.operation)
+        flight.followers.append(slot)
+        return DEFER
+
+    def _fill(self, message: Fill) -> None:
+        if message.epoch == self._epoch and message.ttl > 0:
+            now = anyio.current_time()
+            self._store.put(
+                message.key, message.stored, size=len(message.stored), ttl=message.ttl, now=now
+            )
+        self._resolve(message.key, Shared(message.stored))
+
+    def _resolve(self, key: CacheKey, reply: Any) -> None:
+        flight = self._flights.pop(key.digest, None)
+        if flight is None:
+            return
+        for follower in flight.followers:
+            self.reply(follower, reply)
+
+    def _release(self, key: CacheKey) -> None:
+        flight = self._flights.get(key.digest)
+        if flight is None:
+            return
+        while flight.followers:
+            follower = flight.followers.popleft()
+            if not follower.abandoned:
+                self.reply(follower, Lead(self._epoch))
+                return
+            self.reply(follower, None)  # nobody reads it; keeps the deferred set clean
+        del self._flights[key.digest]
+
+    def _invalidate(self, message: Invalidate) -> int:
+        self._epoch += 1
+        now = anyio.current_time()
+        if message.key is not None:
+            return int(self._store.invalidate(message.key, now))
+        if message.tool_type is not None:
+            return self._store.invalidate_tool(message.tool_type, now, message.operation)
+        if message.tenant is not None:
+            return self._store.invalidate_tenant(message.tenant, now)
+        return self._store.clear(now)

@@ -1,0 +1,172 @@
+"""Canonical, tenant-safe cache keys.
+
+A cache key must satisfy two opposite demands: two calls that ask the same question must
+produce the same key (or the cache is useless), and two calls that ask different questions
+must never produce the same key (or the cache serves a wrong answer -- to another tenant, in
+the worst case).  So the key is derived from a *canonical* form of everything that decides
+the answer: the tenant, the tool type, the operation and the parameters, minus the
+*volatile* parameters that name the request rather than the question (``request_id``,
+``trace_id`` and whatever the configuration adds).
+
+Canonical form, and why each rule:
+
+- JSON with sorted object keys and no whitespace: dict insertion order never matters.
+- Tuples encode as lists: ``(1, 2)`` and ``[1, 2]`` are the same question; list order is kept
+  because ``["a", "b"]`` and ``["b", "a"]`` can be different questions.
+- Only JSON types are accepted (``str``, ``int``, ``float``, ``bool``, ``None``, lists, tuples
+  and dicts with ``str`` keys).  Anything else -- sets, bytes, datetimes, objects -- has no
+  single obvious spelling, and a guessed spelling risks a wrong hit.  ``json.dumps`` would
+  silently turn ``{1: "a"}`` into ``{"1": "a"}``; we refuse instead.
+- ``NaN`` and infinities are refused (``NaN != NaN``, and JSON has no spelling for them).
+- ``True`` and ``1`` encode differently (``true`` / ``1``), and so do ``1`` and ``1.0``: a
+  needless miss is cheap, a wrong hit is not.
+
+A value that breaks these rules raises :class:`Uncacheable`; the caller turns that into a
+counted cache *bypass* -- the call still runs, uncached.  It is never a crash and never a
+guessed key.
+
+The digest is BLAKE2b (128-bit, personalised for this key format) over the UTF-8 canonical
+document ``["v1", tenant, tool_type, operation, params]``.  Putting everything inside one
+JSON array makes the encoding unambiguous (no delimiter games between tenant and tool).  The
+key keeps tenant, tool type and operation as plain fields next to the digest, so the store can
+invalidate by tenant or tool without parsing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from runtime.errors import RuntimeFault
+
+__all__ = [
+    "DIGEST_SIZE",
+    "VOLATILE_KEYS",
+    "CacheKey",
+    "Uncacheable",
+    "canonical_params",
+    "make_key",
+    "volatile_keys",
+]
+
+DIGEST_SIZE: Final = 16
+"""Bytes of BLAKE2b digest: 128 bits keeps accidental collisions out of reach (2^64 keys
+for a 50% birthday chance) at a third of sha256's memory per entry."""
+
+VOLATILE_KEYS: Final = frozenset({"request_id", "trace_id"})
+"""Top-level parameters that identify the request, not the question; never part of a key."""
+
+_PERSON: Final = b"runtime.cache.k1"  # 16 bytes: separates our digests from any other use
+_MAX_DEPTH: Final = 64
+
+
+class Uncacheable(RuntimeFault):
+    """A call's params or result cannot be cached safely; the call must bypass the cache.
+
+    ``reason`` says why in words, ``path`` locates the offending value inside the params or
+    the result (``filters[0].value``; empty for the value as a whole).
+    """
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+        where = f" at {path}" if path else ""
+        super().__init__(f"uncacheable{where}: {reason}")
+
+
+@attrs.frozen(slots=True)
+class CacheKey:
+    """The identity of one cached answer.
+
+    ``digest`` alone identifies the entry (it covers the other three fields); tenant, tool
+    type and operation are kept so that invalidation and statistics need no parsing.  Build
+    keys with :func:`make_key`, not by hand.
+    """
+
+    tenant: str
+    tool_type: str
+    operation: str
+    digest: bytes = attrs.field(repr=lambda d: d.hex())
+
+
+def volatile_keys(extra: Iterable[str] = ()) -> frozenset[str]:
+    """The volatile parameter names: ``request_id``, ``trace_id`` plus ``extra``."""
+    return VOLATILE_KEYS.union(extra)
+
+
+def _check(value: Any, path: str, depth: int) -> None:
+    """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc)."""
+    if depth > _MAX_DEPTH:
+        raise Uncacheable(f"nested deeper than {_MAX_DEPTH} levels", path)
+    # bool before int: bool is an int subclass, and it stays distinct in JSON anyway.
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Uncacheable(f"non-finite float {value!r}", path)
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise Uncacheable(f"dict key {name!r} is a {type(name).__name__}, not a str", path)
+            _check(item, f"{path}.{name}" if path else name, depth + 1)
+        return
+    raise Uncacheable(f"a {type(value).__name__} is not a JSON value", path)
+
+
+def canonical_params(
+    params: Mapping[str, Any], volatile: frozenset[str] = VOLATILE_KEYS
+) -> dict[str, Any]:
+    """``params`` without its volatile top-level keys, checked to be canonicalisable.
+
+    Raises :class:`Uncacheable` for anything that is not plain JSON data.
+    """
+    if not isinstance(params, Mapping):
+        raise Uncacheable(f"params must be a mapping, got {type(params).__name__}")
+    kept = {name: value for name, value in params.items() if name not in volatile}
+    _check(kept, "", 0)
+    return kept
+
+
+def make_key(
+    tenant: str,
+    tool_type: str,
+    operation: str,
+    params: Mapping[str, Any],
+    volatile: frozenset[str] = VOLATILE_KEYS,
+) -> CacheKey:
+    """The cache key of ``operation`` of ``tool_type`` with ``params`` for ``tenant``.
+
+    ``volatile`` names the top-level params to leave out (build it once with
+    :func:`volatile_keys`).  Raises :class:`Uncacheable` when the params cannot be
+    canonicalised; the caller should then bypass the cache (and count it).
+    """
+    for name, part in (("tenant", tenant), ("tool_type", tool_type), ("operation", operation)):
+        if not isinstance(part, str):
+            raise Uncacheable(f"{name} must be a str, got {type(part).__name__}")
+    kept = canonical_params(params, volatile)
+    # str() strips str subclasses (StrEnum members) so ToolType.CI and "CI" agree.
+    tenant, tool_type, operation = str(tenant), str(tool_type), str(operation)
+    try:
+        document = json.dumps(
+            ["v1", tenant, tool_type, operation, kept],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,  # also makes lone surrogates encodable
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:  # belt and braces: _check should have caught it
+        raise Uncacheable(str(exc)) from exc
+    digest = hashlib.blake2b(
+        document.encode("ascii"), digest_size=DIGEST_SIZE, person=_PERSON
+    ).digest()
+    return CacheKey(tenant, tool_type, operation, digest)

@@ -1,0 +1,527 @@
+"""The cache's functional core: an LRU + per-entry-TTL store with statistics.
+
+Pure and synchronous: no I/O, no clock.  Every method that needs the time takes ``now``
+(``anyio.current_time()`` in the actor, any number in tests); ``now`` must not go backwards.
+The store holds values in an opaque stored form (see :mod:`runtime.cache.values`) and is
+told each entry's size; it never looks inside a value.
+
+Design, and why:
+
+- **Recency** lives in one ``OrderedDict`` keyed by the key's digest: a hit is a C-level
+  ``move_to_end`` and an eviction is ``popitem(last=False)``, both O(1).  (A plain ``dict``
+  re-insertion trick is O(1) for hits, but popping the *oldest* entry of a dict scans over
+  the holes left by earlier deletions, so eviction-heavy loads degrade badly.)  The original
+  design evicted the smallest ``created_at`` with an O(n) ``min()`` -- FIFO, and 10 ms a
+  put at 100k entries.
+- **Expiry** is indexed by one FIFO queue (a ``deque``) per distinct TTL.  TTLs come from a
+  per-(tool, operation) table, so there are few of them, and because ``now`` never goes
+  backwards, each queue is already sorted by expiry time: its head is its earliest expiry.
+  Appending is O(1) and costs 8 bytes an entry (a heap would cost ~100 bytes an entry and
+  O(log n) per expiry).  A sweep looks at every queue's head, so it costs O(distinct TTLs)
+  plus the entries it reclaims; TTLs computed per call (many distinct values) would make
+  that the slow path.  Entries removed for other reasons stay in their queue as *dead*
+  references (their value is dropped at once, so they hold no payload); the sweep discards
+  them when it meets them, and the queues are compacted when dead references outnumber live
+  entries, so the index stays O(live entries).
+- ``_earliest`` is a lower bound on every stored entry's expiry time.  While ``now`` is
+  below it nothing can be expired, so the hot paths pay one float comparison for the
+  question "is there anything to reclaim?".
+- **Dead entries never hold capacity.**  When a put needs room, expired entries are
+  reclaimed first, one at a time until the new entry fits; a live entry is evicted (least
+  recently used first) only when no expired entry is left.  Independently, every put sweeps
+  a bounded number of expired entries (``sweep_batch``), so memory is reclaimed even when
+  the store is not full, and an expired entry that is touched (``get``) is reclaimed then.
+- **Re-putting a key** replaces its entry (the new one is most recently used) and never
+  evicts another entry to make room *in count*.  If the replacement is larger than the
+  entry it replaces and the byte budget would overflow, expired entries and then the least
+  recently used others are removed until it fits: ``max_bytes`` is a hard limit.  A value
+  larger than ``max_bytes`` is never stored (counted ``rejected_oversize``); it still
+  supersedes an older entry for the same key, which is dropped.
+- **Statistics** are kept per (tool type, operation) in small mutable counters owned by the
+  store; each entry points at its counters, so a hit costs one attribute increment.  Totals
+  are summed when a snapshot is taken.  ``stats()`` returns an immutable snapshot.
+- **Deterministic counting.**  An entry removed at a time when it had expired counts as an
+  *expiration*, whichever path removed it (touch, sweep, re-put, invalidation, clear), so the
+  counts do not depend on when the sweep happened to run.  A live entry removed by
+  invalidation or ``clear`` counts as an *invalidation*; one removed to make room counts as
+  an *eviction*.  An entry is live while ``now < expires``.
+- ``misses`` counts lookups that found no live entry.  The actor reports coalesced followers
+  (``record_coalesced``) and bypasses (``record_bypass``): a coalesced follower is also a
+  miss, so tool executions for a key are ``misses - coalesced``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import types
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from typing import Final, Generic, TypeVar
+
+import attrs
+
+from runtime.cache.keys import CacheKey
+
+__all__ = ["MISS", "CacheCounters", "CacheEntry", "CacheStats", "CacheStore", "Miss"]
+
+V = TypeVar("V")
+
+
+class Miss(enum.Enum):
+    """The type of :data:`MISS`; a sentinel, so a cached ``None``, ``[]`` or ``{}`` is a hit."""
+
+    MISS = enum.auto()
+
+
+MISS: Final = Miss.MISS
+
+
+class _Dead(enum.Enum):
+    DEAD = enum.auto()
+
+
+_DEAD: Final = _Dead.DEAD  # the value of an entry that has left the store
+
+
+class _Counters:
+    """Mutable per-(tool type, operation) counters, owned by the store."""
+
+    __slots__ = (
+        "bypasses",
+        "coalesced",
+        "evictions",
+        "expirations",
+        "fills",
+        "hits",
+        "invalidations",
+        "misses",
+        "operation",
+        "rejected_oversize",
+        "tool_type",
+    )
+
+    def __init__(self, tool_type: str, operation: str) -> None:
+        self.tool_type = tool_type
+        self.operation = operation
+        self.hits = 0
+        self.misses = 0
+        self.fills = 0
+        self.evictions = 0
+        self.expirations = 0
+        self.invalidations = 0
+        self.bypasses = 0
+        self.coalesced = 0
+        self.rejected_oversize = 0
+
+    def freeze(self) -> CacheCounters:
+        return CacheCounters(
+            hits=self.hits,
+            misses=self.misses,
+            fills=self.fills,
+            evictions=self.evictions,
+            expirations=self.expirations,
+            invalidations=self.invalidations,
+            bypasses=self.bypasses,
+            coalesced=self.coalesced,
+            rejected_oversize=self.rejected_oversize,
+        )
+
+
+class _Entry(Generic[V]):
+    """One stored value.  Mutable only so that a removed entry can drop its value."""
+
+    __slots__ = ("digest", "expires", "group", "size", "tenant", "ttl", "value")
+
+    def __init__(
+        self,
+        value: V | _Dead,
+        size: int,
+        ttl: float,
+        expires: float,
+        digest: bytes,
+        tenant: str,
+        group: _Counters,
+    ) -> None:
+        self.value = value
+        self.size = size
+        self.ttl = ttl  # shared with the caller's TTL table; `created` is expires - ttl
+        self.expires = expires
+        self.digest = digest
+        self.tenant = tenant
+        self.group = group
+
+
+@attrs.frozen(slots=True)
+class CacheCounters:
+    """Cache statistics for one (tool type, operation), or in total.
+
+    ``misses`` includes coalesced followers; ``fills`` counts values stored;
+    ``invalidations`` counts live entries removed by invalidation or ``clear``.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    fills: int = 0
+    evictions: int = 0
+    expirations: int = 0
+    invalidations: int = 0
+    bypasses: int = 0
+    coalesced: int = 0
+    rejected_oversize: int = 0
+
+    @property
+    def lookups(self) -> int:
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits per lookup; 0.0 before the first lookup."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
+
+    def __add__(self, other: CacheCounters) -> CacheCounters:
+        return CacheCounters(
+            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
+        )
+
+
+@attrs.frozen(slots=True)
+class CacheStats:
+    """An immutable snapshot of the store's statistics and occupancy."""
+
+    total: CacheCounters
+    by_operation: Mapping[tuple[str, str], CacheCounters]
+    entries: int
+    bytes_used: int
+    max_entries: int
+    max_bytes: int | None
+
+    @property
+    def hit_rate(self) -> float:
+        return self.total.hit_rate
+
+
+@attrs.frozen(slots=True)
+class CacheEntry(Generic[V]):
+    """A read-only view of one stored entry (for introspection and tests).
+
+    ``created`` is derived as ``expires - ttl`` (the store keeps one float per entry, not
+    two), so it is exact only to float precision.
+    """
+
+    key: CacheKey
+    value: V
+    size: int
+    created: float
+    expires: float
+    ttl: float
+
+    @property
+    def tenant(self) -> str:
+        return self.key.tenant
+
+    @property
+    def tool_type(self) -> str:
+        return self.key.tool_type
+
+    @property
+    def operation(self) -> str:
+        return self.key.operation
+
+
+class CacheStore(Generic[V]):
+    """LRU + per-entry TTL store of stored values ``V``, bounded by count and bytes.
+
+    ``max_entries`` bounds the number of entries, ``max_bytes`` (``None``: unbounded) the sum
+    of their sizes.  ``sweep_batch`` is how many expired entries each put reclaims at most
+    in passing.  See the module docstring for the semantics.
+    """
+
+    __slots__ = (
+        "_bytes",
+        "_dead_refs",
+        "_earliest",
+        "_entries",
+        "_groups",
+        "_last_now",
+        "_queues",
+        "_sweep_batch",
+        "max_bytes",
+        "max_entries",
+    )
+
+    def __init__(
+        self, max_entries: int, max_bytes: int | None = None, *, sweep_batch: int = 4
+    ) -> None:
+        if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
+            raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
+        if max_bytes is not None and (
+            not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1
+        ):
+            raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+        if not isinstance(sweep_batch, int) or sweep_batch < 0:
+            raise ValueError(f"sweep_batch must be a non-negative int, got {sweep_batch!r}")
+        self.max_entries: Final = max_entries
+        self.max_bytes: Final = max_bytes
+        self._sweep_batch = sweep_batch
+        self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
+        self._queues: dict[float, deque[_Entry[V]]] = {}
+        self._groups: dict[tuple[str, str], _Counters] = {}
+        self._bytes = 0
+        self._earliest = math.inf  # lower bound on every stored entry's `expires`
+        self._dead_refs = 0  # removed entries still referenced by a queue
+        self._last_now = -math.inf
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, key: CacheKey, now: float) -> V | Miss:
+        """The stored value under ``key`` if live (refreshing its recency), else ``MISS``.
+
+        Counts a hit or a miss; an expired entry found here is reclaimed.
+        """
+        entry = self._entries.get(key.digest)
+        if entry is None:
+            self._group(key.tool_type, key.operation).misses += 1
+            return MISS
+        if now >= entry.expires:
+            self._drop(entry)
+            entry.group.expirations += 1
+            entry.group.misses += 1
+            return MISS
+        self._entries.move_to_end(key.digest)
+        entry.group.hits += 1
+        return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
+
+    def peek(self, key: CacheKey, now: float) -> bool:
+        """Whether a live entry exists for ``key``; touches neither recency nor statistics."""
+        entry = self._entries.get(key.digest)
+        return entry is not None and now < entry.expires
+
+    def __len__(self) -> int:
+        """Stored entries, including expired ones not reclaimed yet (they hold no capacity
+        a put needs: a put reclaims them before evicting anything)."""
+        return len(self._entries)
+
+    @property
+    def bytes_used(self) -> int:
+        """Sum of the sizes of the stored entries (same caveat as ``len``)."""
+        return self._bytes
+
+    def live_entries(self, now: float) -> list[CacheEntry[V]]:
+        """The live entries, least recently used first.  O(n); for introspection and tests."""
+        return [
+            CacheEntry(
+                key=CacheKey(entry.tenant, entry.group.tool_type, entry.group.operation, digest),
+                value=entry.value,  # type: ignore[arg-type]  # stored entries are never _DEAD
+                size=entry.size,
+                created=entry.expires - entry.ttl,
+                expires=entry.expires,
+                ttl=entry.ttl,
+            )
+            for digest, entry in self._entries.items()
+            if now < entry.expires
+        ]
+
+    def stats(self) -> CacheStats:
+        """An immutable snapshot of the statistics, per (tool type, operation) and in total."""
+        by_operation = {group_key: group.freeze() for group_key, group in self._groups.items()}
+        total = sum(by_operation.values(), CacheCounters())
+        return CacheStats(
+            total=total,
+            by_operation=types.MappingProxyType(by_operation),
+            entries=len(self._entries),
+            bytes_used=self._bytes,
+            max_entries=self.max_entries,
+            max_bytes=self.max_bytes,
+        )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def put(self, key: CacheKey, value: V, *, size: int, ttl: float, now: float) -> bool:
+        """Store ``value`` (of ``size`` bytes) under ``key`` for ``ttl`` seconds from ``now``.
+
+        Returns whether it was stored: a value larger than ``max_bytes`` is not (counted
+        ``rejected_oversize``).  Either way an older entry under ``key`` is gone.  ``ttl``
+        must be positive (``math.inf``: until evicted); "TTL 0 = never cache" is the
+        caller's decision, not a store operation.
+        """
+        if not ttl > 0:  # also refuses NaN
+            raise ValueError(f"ttl must be positive, got {ttl!r}")
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size!r}")
+        # Clamp: expiry queues rely on expiry times that never decrease within one TTL.
+        if now < self._last_now:
+            now = self._last_now
+        else:
+            self._last_now = now
+        entries = self._entries
+        digest = key.digest
+        old = entries.get(digest)
+        if old is not None:
+            self._drop(old)
+            if now >= old.expires:
+                old.group.expirations += 1
+        group = self._groups.get((key.tool_type, key.operation)) or self._group(
+            key.tool_type, key.operation
+        )
+        max_bytes = self.max_bytes
+        if max_bytes is not None and size > max_bytes:
+            group.rejected_oversize += 1
+            return False
+        if len(entries) >= self.max_entries or (
+            max_bytes is not None and self._bytes + size > max_bytes
+        ):
+            self._make_room(size, now)
+        expires = now + ttl
+        entry = _Entry(value, size, ttl, expires, digest, key.tenant, group)
+        entries[digest] = entry
+        self._bytes += size
+        queue = self._queues.get(ttl)
+        if queue is None:
+            queue = self._queues[ttl] = deque()
+        queue.append(entry)
+        if expires < self._earliest:
+            self._earliest = expires
+        group.fills += 1
+        if now >= self._earliest and self._sweep_batch:
+            self._reclaim_expired(now, self._sweep_batch)
+        if self._dead_refs > 1024 and self._dead_refs > len(entries):
+            self._compact_queues()
+        return True
+
+    def record_bypass(self, tool_type: str, operation: str, count: int = 1) -> None:
+        """Count calls that bypassed the cache (uncacheable params or result)."""
+        self._group(tool_type, operation).bypasses += count
+
+    def record_coalesced(self, tool_type: str, operation: str, count: int = 1) -> None:
+        """Count callers served by another caller's execution (single-flight followers)."""
+        self._group(tool_type, operation).coalesced += count
+
+    def sweep(self, now: float, limit: int | None = None) -> int:
+        """Reclaim up to ``limit`` (default: all) expired entries; returns how many."""
+        if now < self._earliest:
+            return 0
+        return self._reclaim_expired(now, limit)
+
+    # -- invalidation --------------------------------------------------------------------
+
+    def invalidate(self, key: CacheKey, now: float) -> bool:
+        """Remove the entry under ``key``; returns whether a live one was removed."""
+        entry = self._entries.get(key.digest)
+        if entry is None:
+            return False
+        return self._remove_counted(entry, now)
+
+    def invalidate_tool(self, tool_type: str, now: float, operation: str | None = None) -> int:
+        """Remove every entry of ``tool_type`` (only ``operation``'s, if given).
+
+        Returns how many live entries were removed.  O(entries).
+        """
+        groups = {
+            group
+            for (tool, op), group in self._groups.items()
+            if tool == tool_type and (operation is None or op == operation)
+        }
+        if not groups:
+            return 0
+        return self._remove_where(lambda entry: entry.group in groups, now)
+
+    def invalidate_tenant(self, tenant: str, now: float) -> int:
+        """Remove every entry of ``tenant``; returns how many live ones.  O(entries)."""
+        return self._remove_where(lambda entry: entry.tenant == tenant, now)
+
+    def clear(self, now: float) -> int:
+        """Remove every entry (statistics are kept); returns how many live ones."""
+        removed = self._remove_where(lambda entry: True, now)
+        self._queues.clear()
+        self._dead_refs = 0
+        self._earliest = math.inf
+        return removed
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _group(self, tool_type: str, operation: str) -> _Counters:
+        group_key = (tool_type, operation)
+        group = self._groups.get(group_key)
+        if group is None:
+            group = self._groups[group_key] = _Counters(tool_type, operation)
+        return group
+
+    def _drop(self, entry: _Entry[V]) -> None:
+        """Remove ``entry`` from the map; its queue reference becomes dead."""
+        del self._entries[entry.digest]
+        self._bytes -= entry.size
+        entry.value = _DEAD  # release the payload now, not when the queue reaches it
+        self._dead_refs += 1
+
+    def _remove_counted(self, entry: _Entry[V], now: float) -> bool:
+        self._drop(entry)
+        if now >= entry.expires:
+            entry.group.expirations += 1
+            return False
+        entry.group.invalidations += 1
+        return True
+
+    def _remove_where(self, doomed: Callable[[_Entry[V]], bool], now: float) -> int:
+        victims = [entry for entry in self._entries.values() if doomed(entry)]
+        return sum(self._remove_counted(entry, now) for entry in victims)
+
+    def _make_room(self, size: int, now: float) -> None:
+        """Free room for one more entry of ``size`` bytes: expired entries first, then LRU."""
+        entries = self._entries
+        max_bytes = self.max_bytes
+        while len(entries) >= self.max_entries or (
+            max_bytes is not None and self._bytes + size > max_bytes
+        ):
+            if now >= self._earliest and self._reclaim_expired(now, 1):
+                continue
+            _, victim = entries.popitem(last=False)
+            self._bytes -= victim.size
+            victim.value = _DEAD
+            self._dead_refs += 1
+            victim.group.evictions += 1
+
+    def _reclaim_expired(self, now: float, limit: int | None) -> int:
+        """Reclaim expired entries, oldest expiry first within each TTL queue.
+
+        Stops after ``limit`` reclaimed entries.  When it runs to completion every queue
+        head is live and unexpired, so ``_earliest`` becomes the earliest head expiry.
+        """
+        reclaimed = 0
+        earliest = math.inf
+        emptied: list[float] = []
+        for ttl, queue in self._queues.items():
+            while queue:
+                head = queue[0]
+                if head.value is _DEAD:
+                    queue.popleft()
+                    self._dead_refs -= 1
+                    continue
+                if now < head.expires:
+                    break
+                if limit is not None and reclaimed >= limit:
+                    return reclaimed  # _earliest stays a valid lower bound
+                queue.popleft()
+                self._drop(head)
+                self._dead_refs -= 1  # _drop counted a dead ref we just popped
+                head.group.expirations += 1
+                reclaimed += 1
+            if queue:
+                earliest = min(earliest, queue[0].expires)
+            else:
+                emptied.append(ttl)
+        for ttl in emptied:
+            del self._queues[ttl]
+        self._earliest = earliest
+        return reclaimed
+
+    def _compact_queues(self) -> None:
+        """Drop dead references from the expiry queues (amortised O(1) per removal)."""
+        for ttl, queue in list(self._queues.items()):
+            live = deque(entry for entry in queue if entry.value is not _DEAD)
+            if live:
+                self._queues[ttl] = live
+            else:
+                del self._queues[ttl]
+        self._dead_refs = 0
