@@ -151,10 +151,12 @@ class RedisConfig:
     key_prefix: str = "runtime"
     op_timeout: Seconds = 0.05
     connect_timeout: Seconds = 0.5
-    secret: str | None = None
+    secret: str | None = attrs.field(default=None, repr=False)
     failure_threshold: PosInt = 3
     backoff_initial: Seconds = 0.5
     backoff_max: Seconds = 30.0
+    generation_cache: Seconds = 1.0
+    max_connections: PosInt = 4
 
 
 @attrs.frozen(slots=True)

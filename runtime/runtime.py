@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -26,9 +26,10 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.actor import Actor, ActorStats
 from runtime.cache.actor import CacheActor
+from runtime.cache.redis import RedisSettings, RedisTier
 from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, IdGenerator
-from runtime.config import RuntimeConfig
+from runtime.config import RedisConfig, RuntimeConfig
 from runtime.executor import Executor
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
 from runtime.tracer.actor import TracerActor
@@ -157,25 +158,46 @@ async def open_runtime(
     """
     config = config if config is not None else RuntimeConfig()
     ids = ids if ids is not None else IdGenerator()
-    actors: list[Actor[Any]] = []
-    cache: ResultCacheService | None = None
-    tracer: TracerActor | None = None
-    if config.cache.enabled:
-        cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
-        cache = ResultCacheService(cache_actor, config.cache)
-        actors.append(cache_actor)
-    if config.tracer.enabled:
-        tracer = TracerActor.from_config(config.tracer)
-        actors.append(tracer)
-        observers = (tracer, *observers)
-    executor = Executor(registry, config.executor, cache=cache, observers=observers, ids=ids)
-    runtime = Runtime(registry, config, executor, tuple(actors), cache=cache, tracer=tracer)
-    async with anyio.create_task_group() as group:
-        await _start_actors(group, runtime)
-        try:
-            yield runtime
-        finally:
-            group.cancel_scope.cancel()
+    async with AsyncExitStack() as stack:
+        actors: list[Actor[Any]] = []
+        cache: ResultCacheService | None = None
+        tracer: TracerActor | None = None
+        if config.cache.enabled:
+            l2: RedisTier | None = None
+            if config.cache.redis is not None:
+                settings = redis_settings(config.cache.redis)
+                l2 = await stack.enter_async_context(RedisTier.open(settings))
+            cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
+            cache = ResultCacheService(cache_actor, config.cache, l2=l2)
+            actors.append(cache_actor)
+        if config.tracer.enabled:
+            tracer = TracerActor.from_config(config.tracer)
+            actors.append(tracer)
+            observers = (tracer, *observers)
+        executor = Executor(registry, config.executor, cache=cache, observers=observers, ids=ids)
+        runtime = Runtime(registry, config, executor, tuple(actors), cache=cache, tracer=tracer)
+        async with anyio.create_task_group() as group:
+            await _start_actors(group, runtime)
+            try:
+                yield runtime
+            finally:
+                group.cancel_scope.cancel()
+
+
+def redis_settings(config: RedisConfig) -> RedisSettings:
+    """The Redis tier's settings from the ``cache.redis`` config section."""
+    return RedisSettings(
+        url=config.url,
+        key_prefix=config.key_prefix,
+        op_timeout_s=config.op_timeout,
+        connect_timeout_s=config.connect_timeout,
+        secret=config.secret,
+        failure_threshold=config.failure_threshold,
+        backoff_initial_s=config.backoff_initial,
+        backoff_max_s=config.backoff_max,
+        generation_cache_s=config.generation_cache,
+        max_connections=config.max_connections,
+    )
 
 
 async def _start_actors(group: TaskGroup, runtime: Runtime) -> None:

@@ -36,6 +36,7 @@ from runtime.cache.actor import (
     Unshare,
 )
 from runtime.cache.keys import CacheKey, Uncacheable, make_key, volatile_keys
+from runtime.cache.redis import RedisTier
 from runtime.cache.values import freeze, thaw
 from runtime.calls import CacheOutcome
 from runtime.config import CacheConfig
@@ -82,9 +83,12 @@ class CacheReport:
 class ResultCacheService:
     """Caller-side half of the cache; see the module docstring."""
 
-    def __init__(self, actor: CacheActor, config: CacheConfig) -> None:
+    def __init__(
+        self, actor: CacheActor, config: CacheConfig, *, l2: RedisTier | None = None
+    ) -> None:
         self.actor = actor
         self.config = config
+        self.l2 = l2
         self._volatile = volatile_keys(config.volatile_params)
         self._unavailable = 0
 

@@ -1,0 +1,310 @@
+"""The cache store against its anchors, all measured in this run.
+
+Figures (ratios; goals from issue 3):
+
+- ``speedup_vs_seed_evict`` -- eviction-heavy inserts into a full 100k-entry store: the
+  original design's eviction (an O(n) ``min()`` over ``created_at``), re-implemented here,
+  per insert / ours per insert (goal >= 1000).  The baseline costs ~10 ms an insert, so
+  only ``seed_evict_baseline_inserts`` of them are timed and the per-insert cost compared;
+  nothing is extrapolated beyond that per-insert average.
+- ``hit_ratio_lru`` and ``hit_ratio_vs_opt`` -- an independent-reference Zipf(0.99) trace
+  over 100k keys, capacity 1% (1000 entries), cold start included; ``hit_ratio_opt`` is the
+  analytic optimum for such a trace, the probability mass of the 1000 most popular keys
+  (goal >= 0.78 for the ratio).
+- ``store_vs_cachetools_get`` / ``store_vs_cachetools_set`` -- ops/s of our store over
+  ``cachetools.TTLCache`` at the same size (10k), hits for get, sets that each evict for set;
+  each side reads ``time.monotonic`` once per operation (TTLCache reads its own timer; we
+  pass ``now`` in, as the actor will) (goal >= 1.0).
+- ``overhead_bytes_per_entry`` -- tracemalloc over filling a store with 100k small entries,
+  the values allocated beforehand (so excluded); included: the map, the LRU links, the
+  entry record, the key digest, the expiry time and the expiry index (goal <= 300).
+  ``overhead_bytes_per_entry_cachetools`` is TTLCache's figure, same method.
+
+The end-to-end figures (``ratio_hit_vs_floor``, ``executions_stampede``) belong with the
+cache actor and can be added as further measurement functions in ``MEASUREMENTS``.
+
+    python benchmarks/cache_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import hashlib
+import itertools
+import math
+import random
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import emit, parse_args
+from cachetools import TTLCache
+
+from runtime.cache import MISS, CacheKey, CacheStore, make_key
+
+Figures = dict[str, Any]
+
+
+def synthetic_keys(count: int, start: int = 0) -> list[CacheKey]:
+    """Keys with real 16-byte BLAKE2b digests, cheaper to make than through ``make_key``."""
+    return [
+        CacheKey("tenant-a", "CI", "search", hashlib.blake2b(b"%d" % i, digest_size=16).digest())
+        for i in range(start, start + count)
+    ]
+
+
+# -- (a) eviction cost vs the original design ----------------------------------------------
+
+
+@dataclass(slots=True)
+class _SeedEntry:
+    key: bytes
+    value: Any
+    created_at: float
+    expires_at: float
+    hit_count: int = 0
+
+
+class _SeedCache:
+    """The original design's ``ToolResultCache.set``: evict the min ``created_at``, O(n)."""
+
+    def __init__(self, max_size: int) -> None:
+        self._cache: dict[bytes, _SeedEntry] = {}
+        self._max_size = max_size
+
+    def set(self, key: bytes, value: Any, ttl: float, now: float) -> None:
+        if len(self._cache) >= self._max_size:
+            cache = self._cache
+            lru_key = min(cache.keys(), key=lambda k: cache[k].created_at)
+            del cache[lru_key]
+        self._cache[key] = _SeedEntry(key, value, now, now + ttl)
+
+
+def measure_seed_evict(quick: bool) -> Figures:
+    size = 100_000
+    ours_inserts = 50_000 if quick else 200_000
+    seed_inserts = 20 if quick else 200
+    resident = synthetic_keys(size)
+    fresh = synthetic_keys(ours_inserts, start=size)
+    value = b"v" * 64
+
+    store: CacheStore[bytes] = CacheStore(size)
+    seed = _SeedCache(size)
+    for i, key in enumerate(resident):
+        store.put(key, value, size=64, ttl=3600.0, now=i * 1e-3)
+        seed.set(key.digest, value, 3600.0, i * 1e-3)
+
+    put = store.put
+    started = time.perf_counter()
+    for i, key in enumerate(fresh):
+        put(key, value, size=64, ttl=3600.0, now=(size + i) * 1e-3)
+    ours = (time.perf_counter() - started) / ours_inserts
+    assert store.stats().total.evictions == ours_inserts
+
+    started = time.perf_counter()
+    for i, key in enumerate(fresh[:seed_inserts]):
+        seed.set(key.digest, value, 3600.0, (size + i) * 1e-3)
+    baseline = (time.perf_counter() - started) / seed_inserts
+    return {
+        "speedup_vs_seed_evict": round(baseline / ours, 1),
+        "seed_evict_us_per_insert": round(baseline * 1e6, 1),
+        "store_evict_us_per_insert": round(ours * 1e6, 3),
+        "seed_evict_baseline_inserts": seed_inserts,
+        "store_evict_inserts": ours_inserts,
+        "evict_entries": size,
+    }
+
+
+# -- (b) hit ratio on a Zipf trace ---------------------------------------------------------
+
+
+def measure_zipf_hit_ratio(quick: bool) -> Figures:
+    keys_total, skew = 100_000, 0.99
+    capacity = keys_total // 100
+    calls = 200_000 if quick else 1_000_000
+    weights = [1.0 / (rank**skew) for rank in range(1, keys_total + 1)]
+    total_weight = math.fsum(weights)
+    optimum = math.fsum(weights[:capacity]) / total_weight
+    cumulative = list(itertools.accumulate(weights))
+    rng = random.Random(42)
+    trace = [bisect.bisect_left(cumulative, rng.random() * cumulative[-1]) for _ in range(calls)]
+    keys = synthetic_keys(keys_total)
+    store: CacheStore[bytes] = CacheStore(capacity)
+    get, put, value = store.get, store.put, b"v"
+    for now, index in enumerate(trace):
+        key = keys[index]
+        if get(key, now) is MISS:
+            put(key, value, size=1, ttl=math.inf, now=now)
+    ratio = store.stats().total.hit_rate
+    return {
+        "hit_ratio_lru": round(ratio, 4),
+        "hit_ratio_opt": round(optimum, 4),
+        "hit_ratio_vs_opt": round(ratio / optimum, 4),
+        "zipf_calls": calls,
+        "zipf_keys": keys_total,
+        "zipf_capacity": capacity,
+        "zipf_skew": skew,
+    }
+
+
+# -- (c) against cachetools.TTLCache -------------------------------------------------------
+
+
+def _best_alternating(
+    repeats: int, ours: Callable[[], float], theirs: Callable[[], float]
+) -> tuple[float, float]:
+    """Best time of each, the two runs alternating so that machine noise hits both alike."""
+    our_times, their_times = [], []
+    for _ in range(repeats):
+        our_times.append(ours())
+        their_times.append(theirs())
+    return min(our_times), min(their_times)
+
+
+def measure_vs_cachetools(quick: bool) -> Figures:
+    size, pool_size = 10_000, 100_000
+    ops = 50_000 if quick else 200_000
+    repeats = 3 if quick else 5
+    keys = synthetic_keys(pool_size)
+    digests = [key.digest for key in keys]
+    value = b"v" * 100
+    clock = time.monotonic
+
+    store: CacheStore[bytes] = CacheStore(size)
+    theirs: TTLCache[bytes, bytes] = TTLCache(size, 600.0)
+    for key in keys[:size]:
+        store.put(key, value, size=100, ttl=600.0, now=clock())
+        theirs[key.digest] = value
+
+    rng = random.Random(7)
+    reads = [rng.randrange(size) for _ in range(ops)]
+    read_keys = [keys[i] for i in reads]
+    read_digests = [digests[i] for i in reads]
+
+    def our_gets() -> float:
+        get = store.get
+        started = time.perf_counter()
+        for key in read_keys:
+            get(key, clock())
+        return time.perf_counter() - started
+
+    def their_gets() -> float:
+        get = theirs.get
+        started = time.perf_counter()
+        for digest in read_digests:
+            get(digest)
+        return time.perf_counter() - started
+
+    gc.collect()
+    ours_get, theirs_get = _best_alternating(repeats, our_gets, their_gets)
+    assert store.stats().total.hits == ops * repeats
+
+    # Sets: keys cycle through the pool past the resident ones, so every set evicts.
+    our_cursor = itertools.cycle(range(size, pool_size))
+    their_cursor = itertools.cycle(range(size, pool_size))
+
+    def our_sets() -> float:
+        batch = [keys[next(our_cursor)] for _ in range(ops)]
+        put = store.put
+        started = time.perf_counter()
+        for key in batch:
+            put(key, value, size=100, ttl=600.0, now=clock())
+        return time.perf_counter() - started
+
+    def their_sets() -> float:
+        batch = [digests[next(their_cursor)] for _ in range(ops)]
+        started = time.perf_counter()
+        for digest in batch:
+            theirs[digest] = value
+        return time.perf_counter() - started
+
+    ours_set, theirs_set = _best_alternating(repeats, our_sets, their_sets)
+    return {
+        "store_vs_cachetools_get": round(theirs_get / ours_get, 2),
+        "store_vs_cachetools_set": round(theirs_set / ours_set, 2),
+        "store_get_mops": round(ops / ours_get / 1e6, 3),
+        "cachetools_get_mops": round(ops / theirs_get / 1e6, 3),
+        "store_set_evict_mops": round(ops / ours_set / 1e6, 3),
+        "cachetools_set_evict_mops": round(ops / theirs_set / 1e6, 3),
+        "vs_cachetools_size": size,
+        "vs_cachetools_ops": ops,
+    }
+
+
+# -- (d) memory overhead per entry ---------------------------------------------------------
+
+
+def _traced_growth(fill: Callable[[], Any]) -> tuple[int, Any]:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = fill()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return after - before, kept
+
+
+def measure_overhead(quick: bool) -> Figures:
+    count = 100_000
+    values = [b"value-%d" % i for i in range(count)]  # allocated outside the window
+    # make_key is slow under tracemalloc; the keys are made outside the window, and each
+    # digest is copied inside it, so the digests the store keeps are counted.
+    keys = [make_key("tenant-a", "CI", "search", {"ci_id": i}) for i in range(count)]
+
+    def fresh(key: CacheKey) -> CacheKey:
+        return CacheKey(key.tenant, key.tool_type, key.operation, bytes(bytearray(key.digest)))
+
+    def fill_ours() -> CacheStore[bytes]:
+        store: CacheStore[bytes] = CacheStore(count)
+        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+            # A fresh `now` float per put, as anyio.current_time() gives.
+            store.put(fresh(key), value, size=len(value), ttl=300.0, now=1000.0 + i * 1e-3)
+        return store
+
+    def fill_theirs() -> TTLCache[bytes, bytes]:
+        cache: TTLCache[bytes, bytes] = TTLCache(count, 300.0)
+        for key, value in zip(keys, values, strict=True):
+            cache[fresh(key).digest] = value
+        return cache
+
+    ours, store = _traced_growth(fill_ours)
+    assert len(store) == count
+    del store
+    theirs, cache = _traced_growth(fill_theirs)
+    assert len(cache) == count
+    return {
+        "overhead_bytes_per_entry": round(ours / count, 1),
+        "overhead_bytes_per_entry_cachetools": round(theirs / count, 1),
+        "overhead_entries": count,
+    }
+
+
+MEASUREMENTS: list[Callable[[bool], Figures]] = [
+    measure_seed_evict,
+    measure_zipf_hit_ratio,
+    measure_vs_cachetools,
+    measure_overhead,
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(__doc__, argv)
+    figures: Figures = {}
+    for measure in MEASUREMENTS:
+        started = time.perf_counter()
+        figures.update(measure(args.quick))
+        print(f"{measure.__name__}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    emit("cache_bench", figures, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
