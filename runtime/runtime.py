@@ -31,6 +31,8 @@ from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, IdGenerator
 from runtime.config import RedisConfig, RuntimeConfig
 from runtime.executor import Executor
+from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
+from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
 from runtime.tracer.actor import TracerActor
 
@@ -64,6 +66,7 @@ class Runtime:
         *,
         cache: ResultCacheService | None = None,
         tracer: TracerActor | None = None,
+        compositions: Mapping[str, Pipeline] | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -72,7 +75,10 @@ class Runtime:
         """Invalidation, clearing and statistics of the result cache (None when disabled)."""
         self.tracer = tracer
         """Trace records, statistics and export (None when disabled)."""
+        self.compositions: Mapping[str, Pipeline] = dict(compositions or {})
+        """Named compositions: the built-in ones plus those declared in config."""
         self._actors = actors
+        self._running_pipelines = 0
         self._crashes: dict[str, int] = {actor.name: 0 for actor in actors}
         self._down: dict[str, str] = {}
 
@@ -101,6 +107,48 @@ class Runtime:
         return await self.executor.execute_result(
             tool_type, operation, params, context, timeout=timeout
         )
+
+    async def compose(
+        self,
+        composition: str | Pipeline,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        *,
+        deadline: float | None = None,
+    ) -> PipelineResult:
+        """Run a named composition (or a :class:`Pipeline`) and return its result.
+
+        Every step goes through the executor, so caching, coalescing and tracing apply per
+        step.  ``deadline`` defaults to ``pipeline.default_deadline`` (0: none).  Raises
+        :class:`PipelineError` when a fail-fast step fails.
+        """
+        if isinstance(composition, Pipeline):
+            pipeline = composition
+        else:
+            found = self.compositions.get(composition)
+            if found is None:
+                known = ", ".join(sorted(self.compositions)) or "none"
+                raise LookupError(f"unknown composition {composition!r}; known: {known}")
+            pipeline = found
+        if deadline is None:
+            deadline = self.config.pipeline.default_deadline or None
+        self._running_pipelines += 1
+        try:
+            return await _run_pipeline(
+                pipeline,
+                params,
+                context,
+                self.executor,
+                deadline=deadline,
+                max_concurrency=self.config.pipeline.max_concurrency,
+            )
+        finally:
+            self._running_pipelines -= 1
+
+    @property
+    def running_pipelines(self) -> int:
+        """Pipeline runs in progress (0 when the runtime is quiescent)."""
+        return self._running_pipelines
 
     def health(self) -> RuntimeHealth:
         return RuntimeHealth(
@@ -158,6 +206,8 @@ async def open_runtime(
     """
     config = config if config is not None else RuntimeConfig()
     ids = ids if ids is not None else IdGenerator()
+    # Compile before starting anything: a bad composition is a ConfigError at start-up.
+    compositions = {**builtin_compositions(), **compile_compositions(config.compositions)}
     async with AsyncExitStack() as stack:
         actors: list[Actor[Any]] = []
         cache: ResultCacheService | None = None
@@ -175,7 +225,15 @@ async def open_runtime(
             actors.append(tracer)
             observers = (tracer, *observers)
         executor = Executor(registry, config.executor, cache=cache, observers=observers, ids=ids)
-        runtime = Runtime(registry, config, executor, tuple(actors), cache=cache, tracer=tracer)
+        runtime = Runtime(
+            registry,
+            config,
+            executor,
+            tuple(actors),
+            cache=cache,
+            tracer=tracer,
+            compositions=compositions,
+        )
         async with anyio.create_task_group() as group:
             await _start_actors(group, runtime)
             try:
