@@ -1,0 +1,588 @@
+"""Compositions declared as data, and the built-in ones.
+
+The ``compositions:`` section of the configuration holds plain mappings (the config
+loader hands them over untouched).  :func:`compile_composition` turns one into a
+:class:`~runtime.pipeline.steps.Pipeline` and checks it completely first, so a bad
+reference is a :class:`~runtime.errors.ConfigError` at load time naming the composition,
+the step and the key path, never a ``KeyError`` in the middle of a request.
+
+The format::
+
+    impact_analysis:
+      description: A CI's neighbourhood and its health.
+      defaults: {depth: 1, time_range: last_24h}     # initial params a run may override
+      steps:
+        - name: get                                   # a step
+          tool: CI
+          operation: get
+          params: {ci_id: $params.ci_id}              # see runtime.pipeline.refs
+          on_error: fail_fast                         # | skip | fallback
+          fallback: {name: ..., tool: ..., operation: ..., params: ...}  # iff fallback
+          timeout: 2.0                                # seconds, per attempt
+          retries: 1
+          backoff: {base: 0.1, factor: 2.0, max: 10.0, jitter: 0.1}
+          retry_on: [ToolTimeout]                     # default: tool failures except InvalidParams
+          when: $search.records                       # run only if this resolves to a truthy value
+        - parallel:                                   # a fan-out group
+            - {name: metrics, tool: METRIC, operation: aggregate, params: {...}}
+            - {name: events, tool: HISTORY, operation: event_log, params: {...}}
+          max_concurrency: 2
+
+A step may reference ``$params`` and the steps of earlier stages; not itself, not a step
+of its own parallel group (they run side by side), not a later step.  A fallback sees what
+its step sees.  A ``when`` reference that does not resolve counts as false.
+
+The two built-in compositions are declared in this same format (:data:`BUILTIN_COMPOSITIONS`)
+so the format is exercised by the code that ships, not only by tests.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from runtime.errors import (
+    ConfigError,
+    InvalidParams,
+    ToolExecutionError,
+    ToolNotFound,
+    ToolTimeout,
+)
+from runtime.pipeline.refs import (
+    PARAMS_ROOT,
+    Ref,
+    RefSyntaxError,
+    UnresolvedReference,
+    compile_params,
+    is_reference,
+    parse_ref,
+    resolve_ref,
+)
+from runtime.pipeline.state import State
+from runtime.pipeline.steps import (
+    ON_ERROR_POLICIES,
+    Backoff,
+    Parallel,
+    Pipeline,
+    RetryOn,
+    Stage,
+    Step,
+    default_retry_on,
+)
+
+__all__ = [
+    "BUILTIN_COMPOSITIONS",
+    "RETRYABLE_ERRORS",
+    "builtin_compositions",
+    "compile_composition",
+    "compile_compositions",
+]
+
+RETRYABLE_ERRORS: Mapping[str, type[BaseException]] = {
+    "ToolExecutionError": ToolExecutionError,
+    "ToolTimeout": ToolTimeout,
+    "InvalidParams": InvalidParams,
+    "ToolNotFound": ToolNotFound,
+    "TimeoutError": TimeoutError,
+}
+"""The exception names a composition's ``retry_on`` may list."""
+
+_STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_COMPOSITION_KEYS = frozenset({"description", "defaults", "steps"})
+_STEP_KEYS = frozenset(
+    {
+        "name",
+        "tool",
+        "operation",
+        "params",
+        "on_error",
+        "fallback",
+        "timeout",
+        "retries",
+        "backoff",
+        "retry_on",
+        "when",
+    }
+)
+_GROUP_KEYS = frozenset({"parallel", "max_concurrency"})
+_BACKOFF_KEYS = frozenset({"base", "factor", "max", "jitter"})
+
+
+def compile_compositions(
+    section: Mapping[str, Any], *, path: str = "compositions"
+) -> dict[str, Pipeline]:
+    """Compile a whole ``compositions:`` section; raises :class:`ConfigError`."""
+    if not isinstance(section, Mapping):
+        raise ConfigError(path, f"expected a mapping of compositions, got {_kind(section)}")
+    return {
+        name: compile_composition(name, body, path=f"{path}.{name}")
+        for name, body in section.items()
+    }
+
+
+def compile_composition(
+    name: str, mapping: Mapping[str, Any], *, path: str | None = None
+) -> Pipeline:
+    """Check and compile one composition; raises :class:`ConfigError` on any mistake."""
+    return _Compiler(name, path if path is not None else f"compositions.{name}").compile(mapping)
+
+
+class _Compiler:
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.path = path
+
+    def fail(self, path: str, step: str | None, problem: str) -> ConfigError:
+        who = f"composition {self.name!r}"
+        if step is not None:
+            who += f", step {step!r}"
+        return ConfigError(path, f"{who}: {problem}")
+
+    def compile(self, mapping: Mapping[str, Any]) -> Pipeline:
+        if not isinstance(self.name, str) or not _STEP_NAME.match(self.name):
+            raise self.fail(self.path, None, "a composition name is letters, digits and '_'")
+        if not isinstance(mapping, Mapping):
+            raise self.fail(self.path, None, f"expected a mapping, got {_kind(mapping)}")
+        self.check_keys(mapping, _COMPOSITION_KEYS, self.path, None)
+        description = mapping.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail(f"{self.path}.description", None, "expected a string")
+        defaults = mapping.get("defaults", {})
+        if not isinstance(defaults, Mapping):
+            raise self.fail(
+                f"{self.path}.defaults", None, f"expected a mapping, got {_kind(defaults)}"
+            )
+        raw_steps = mapping.get("steps")
+        steps_path = f"{self.path}.steps"
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise self.fail(steps_path, None, "expected a non-empty list of steps")
+
+        declared = self.declared_names(raw_steps, steps_path)
+        available: set[str] = set()  # steps of earlier stages
+        stages: list[Stage] = []
+        for index, entry in enumerate(raw_steps):
+            where = f"{steps_path}[{index}]"
+            if isinstance(entry, Mapping) and "parallel" in entry:
+                stages.append(self.group(entry, where, available, declared))
+                members = [m["name"] for m in entry["parallel"]]
+            else:
+                stages.append(self.step(entry, where, available, frozenset(), declared))
+                members = [entry["name"]]
+            available.update(members)
+        return Pipeline(self.name, stages, defaults=dict(defaults), description=description)
+
+    def check_keys(
+        self, mapping: Mapping[str, Any], allowed: frozenset[str], path: str, step: str | None
+    ) -> None:
+        for key in mapping:
+            if key not in allowed:
+                raise self.fail(
+                    f"{path}.{key}",
+                    step,
+                    f"unknown key {key!r}; expected one of {', '.join(sorted(allowed))}",
+                )
+
+    def declared_names(self, raw_steps: list[Any], steps_path: str) -> dict[str, str]:
+        """Every step name (fallbacks included) -> its path; checks names are valid, unique."""
+        declared: dict[str, str] = {}
+
+        def note(entry: Any, where: str) -> None:
+            if not isinstance(entry, Mapping):
+                raise self.fail(where, None, f"a step is a mapping, got {_kind(entry)}")
+            name = entry.get("name")
+            if not isinstance(name, str) or not _STEP_NAME.match(name):
+                raise self.fail(
+                    f"{where}.name",
+                    None,
+                    f"a step needs a name of letters, digits and '_', got {name!r}",
+                )
+            if name == PARAMS_ROOT:
+                raise self.fail(
+                    f"{where}.name", name, "'params' is reserved for the run's initial params"
+                )
+            if name in declared:
+                raise self.fail(
+                    f"{where}.name", name, f"duplicate step name (first at {declared[name]})"
+                )
+            declared[name] = where
+            fallback = entry.get("fallback")
+            if isinstance(fallback, Mapping):
+                note(fallback, f"{where}.fallback")
+
+        for index, entry in enumerate(raw_steps):
+            where = f"{steps_path}[{index}]"
+            if isinstance(entry, Mapping) and "parallel" in entry:
+                self.check_keys(entry, _GROUP_KEYS, where, None)
+                members = entry["parallel"]
+                if not isinstance(members, list) or not members:
+                    raise self.fail(f"{where}.parallel", None, "expected a non-empty list of steps")
+                for position, member in enumerate(members):
+                    member_path = f"{where}.parallel[{position}]"
+                    if isinstance(member, Mapping) and "parallel" in member:
+                        raise self.fail(member_path, None, "parallel groups cannot be nested")
+                    note(member, member_path)
+            else:
+                note(entry, where)
+        return declared
+
+    def group(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        available: set[str],
+        declared: Mapping[str, str],
+    ) -> Parallel:
+        members = entry["parallel"]
+        siblings = frozenset(member["name"] for member in members)
+        steps = [
+            self.step(member, f"{where}.parallel[{position}]", available, siblings, declared)
+            for position, member in enumerate(members)
+        ]
+        limit = entry.get("max_concurrency")
+        if limit is not None and (not _is_int(limit) or limit < 1):
+            raise self.fail(
+                f"{where}.max_concurrency", None, f"expected a positive integer, got {limit!r}"
+            )
+        return Parallel(*steps, max_concurrency=limit)
+
+    def step(
+        self,
+        entry: Mapping[str, Any],
+        where: str,
+        available: set[str],
+        siblings: frozenset[str],
+        declared: Mapping[str, str],
+        *,
+        owner: str | None = None,
+    ) -> Step:
+        name: str = entry["name"]
+        self.check_keys(entry, _STEP_KEYS, where, name)
+        tool = self.text(entry, "tool", where, name)
+        operation = self.text(entry, "operation", where, name)
+
+        raw_params = entry.get("params", {})
+        if not isinstance(raw_params, Mapping):
+            raise self.fail(f"{where}.params", name, f"expected a mapping, got {_kind(raw_params)}")
+        try:
+            template = compile_params(raw_params)
+        except RefSyntaxError as error:
+            raise self.fail(f"{where}.{error.param}", name, str(error)) from None
+        except TypeError as error:
+            raise self.fail(f"{where}.params", name, str(error)) from None
+        # A fallback is judged by what its step sees: its own name is not a result yet.
+        myself = owner if owner is not None else name
+        for param_path, ref in template.references():
+            self.check_ref(
+                ref, f"{where}.{param_path}", name, myself, available, siblings, declared
+            )
+
+        on_error = entry.get("on_error", "fail_fast")
+        if on_error not in ON_ERROR_POLICIES:
+            raise self.fail(
+                f"{where}.on_error",
+                name,
+                f"unknown on_error {on_error!r}; expected one of {', '.join(ON_ERROR_POLICIES)}",
+            )
+        fallback: Step | None = None
+        raw_fallback = entry.get("fallback")
+        if on_error == "fallback":
+            if raw_fallback is None:
+                raise self.fail(
+                    f"{where}.fallback",
+                    name,
+                    "on_error is 'fallback' but no fallback step is given",
+                )
+            if not isinstance(raw_fallback, Mapping):
+                raise self.fail(
+                    f"{where}.fallback", name, f"expected a step mapping, got {_kind(raw_fallback)}"
+                )
+            if "when" in raw_fallback:
+                raise self.fail(
+                    f"{where}.fallback.when", name, "a fallback step cannot have 'when'"
+                )
+            fallback = self.step(
+                raw_fallback, f"{where}.fallback", available, siblings, declared, owner=myself
+            )
+        elif raw_fallback is not None:
+            raise self.fail(
+                f"{where}.fallback",
+                name,
+                f"a fallback step is given but on_error is {on_error!r}; use on_error: fallback",
+            )
+
+        timeout = entry.get("timeout")
+        if timeout is not None and not (
+            _is_number(timeout) and timeout > 0 and math.isfinite(timeout)
+        ):
+            raise self.fail(
+                f"{where}.timeout", name, f"expected a positive number, got {timeout!r}"
+            )
+        retries = entry.get("retries", 0)
+        if not _is_int(retries) or retries < 0:
+            raise self.fail(
+                f"{where}.retries", name, f"expected a non-negative integer, got {retries!r}"
+            )
+        backoff = self.backoff(entry.get("backoff", {}), f"{where}.backoff", name)
+        retry_on = self.retry_on(entry.get("retry_on"), f"{where}.retry_on", name)
+
+        condition = None
+        when = entry.get("when")
+        if when is not None:
+            if not is_reference(when):
+                raise self.fail(f"{where}.when", name, f"expected a reference ($...), got {when!r}")
+            try:
+                when_ref = parse_ref(when)
+            except RefSyntaxError as error:
+                raise self.fail(f"{where}.when", name, str(error)) from None
+            self.check_ref(when_ref, f"{where}.when", name, myself, available, siblings, declared)
+            condition = _When(when_ref)
+
+        return Step(
+            name=name,
+            tool=tool,
+            operation=operation,
+            params=template if any(True for _ in template.references()) else template.tree,
+            on_error=on_error,
+            fallback=fallback,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            retry_on=retry_on,
+            condition=condition,
+        )
+
+    def text(self, entry: Mapping[str, Any], key: str, where: str, step: str) -> str:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(
+                f"{where}.{key}", step, f"{key} must be a non-empty string, got {value!r}"
+            )
+        return value
+
+    def check_ref(
+        self,
+        ref: Ref,
+        path: str,
+        step: str,
+        myself: str,
+        available: set[str],
+        siblings: frozenset[str],
+        declared: Mapping[str, str],
+    ) -> None:
+        root = ref.root
+        if root == PARAMS_ROOT or root in available:
+            return
+        text = str(ref)
+        if root == myself:
+            problem = f"{text} refers to step {root!r} itself; a step sees only earlier results"
+        elif root in siblings:
+            problem = (
+                f"{text} refers to step {root!r} of the same parallel group; steps in a group "
+                "run side by side and cannot see each other's results"
+            )
+        elif root in declared:
+            problem = (
+                f"forward reference: {text} refers to step {root!r} "
+                f"(at {declared[root]}), which has not run before this step"
+            )
+        else:
+            known = ", ".join(sorted(available)) or "none yet"
+            problem = (
+                f"{text} refers to unknown step {root!r}; "
+                f"'params' or an earlier step ({known}) expected"
+            )
+        raise self.fail(path, step, problem)
+
+    def backoff(self, raw: Any, path: str, step: str) -> Backoff:
+        if not isinstance(raw, Mapping):
+            raise self.fail(path, step, f"expected a mapping, got {_kind(raw)}")
+        self.check_keys(raw, _BACKOFF_KEYS, path, step)
+        try:
+            return Backoff(**raw)
+        except (TypeError, ValueError) as error:
+            raise self.fail(path, step, str(error)) from None
+
+    def retry_on(self, raw: Any, path: str, step: str) -> RetryOn:
+        if raw is None:
+            return default_retry_on
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(path, step, "expected a non-empty list of error names")
+        types: list[type[BaseException]] = []
+        for position, item in enumerate(raw):
+            if item not in RETRYABLE_ERRORS:
+                raise self.fail(
+                    f"{path}[{position}]",
+                    step,
+                    f"unknown error {item!r}; expected one of {', '.join(RETRYABLE_ERRORS)}",
+                )
+            types.append(RETRYABLE_ERRORS[item])
+        return tuple(types)
+
+
+@attrs.frozen(slots=True)
+class _When:
+    """A step condition from data: the reference resolves to a truthy value."""
+
+    ref: Ref
+
+    def __call__(self, state: State) -> bool:
+        try:
+            return bool(resolve_ref(self.ref, state))
+        except UnresolvedReference:
+            return False
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+# -- the built-in compositions ----------------------------------------------------------
+
+BUILTIN_COMPOSITIONS: Mapping[str, Mapping[str, Any]] = {
+    "search_with_context": {
+        "description": (
+            "Find CIs, then the metric aggregate of the found CIs and their recent events, "
+            "side by side."
+        ),
+        "defaults": {
+            "keywords": [],
+            "filters": [],
+            "limit": 20,
+            "metric": "cpu_usage",
+            "agg": "avg",
+            "time_range": "last_24h",
+            "event_limit": 50,
+        },
+        "steps": [
+            {
+                "name": "search",
+                "tool": "CI",
+                "operation": "search",
+                "params": {
+                    "keywords": "$params.keywords",
+                    "filters": "$params.filters",
+                    "limit": "$params.limit",
+                },
+            },
+            {
+                "parallel": [
+                    {
+                        "name": "metrics",
+                        "tool": "METRIC",
+                        "operation": "aggregate",
+                        "params": {
+                            "metric": "$params.metric",
+                            "agg": "$params.agg",
+                            "ci_ids": "$search.records[*].ci_id",
+                            "time_range": "$params.time_range",
+                        },
+                        "when": "$search.records",
+                        "on_error": "skip",
+                        "retries": 1,
+                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
+                    },
+                    {
+                        "name": "events",
+                        "tool": "HISTORY",
+                        "operation": "event_log",
+                        "params": {
+                            "ci_ids": "$search.records[*].ci_id",
+                            "time_range": "$params.time_range",
+                            "limit": "$params.event_limit",
+                        },
+                        "when": "$search.records",
+                        "on_error": "skip",
+                        "retries": 1,
+                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
+                    },
+                ],
+            },
+        ],
+    },
+    "impact_analysis": {
+        "description": (
+            "A CI, its topology neighbourhood, and the neighbourhood's metric aggregate and "
+            "recent events, side by side."
+        ),
+        "defaults": {
+            "depth": 1,
+            "direction": "both",
+            "max_nodes": 100,
+            "metric": "cpu_usage",
+            "agg": "avg",
+            "time_range": "last_24h",
+            "event_limit": 50,
+        },
+        "steps": [
+            {
+                "name": "get",
+                "tool": "CI",
+                "operation": "get",
+                "params": {"ci_id": "$params.ci_id"},
+            },
+            {
+                "name": "expand",
+                "tool": "GRAPH",
+                "operation": "expand",
+                "params": {
+                    "ci_id": "$get.record.ci_id",
+                    "depth": "$params.depth",
+                    "direction": "$params.direction",
+                    "max_nodes": "$params.max_nodes",
+                },
+            },
+            {
+                "parallel": [
+                    {
+                        "name": "metrics",
+                        "tool": "METRIC",
+                        "operation": "aggregate",
+                        "params": {
+                            "metric": "$params.metric",
+                            "agg": "$params.agg",
+                            "ci_ids": "$expand.nodes[*].ci_id",
+                            "time_range": "$params.time_range",
+                        },
+                        "on_error": "skip",
+                        "retries": 1,
+                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
+                    },
+                    {
+                        "name": "events",
+                        "tool": "HISTORY",
+                        "operation": "event_log",
+                        "params": {
+                            "ci_ids": "$expand.nodes[*].ci_id",
+                            "time_range": "$params.time_range",
+                            "limit": "$params.event_limit",
+                        },
+                        "on_error": "skip",
+                        "retries": 1,
+                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
+                    },
+                ],
+            },
+        ],
+    },
+}
+"""The built-in compositions, in the configuration's own format."""
+
+
+def builtin_compositions() -> dict[str, Pipeline]:
+    """``search_with_context`` and ``impact_analysis``, compiled (fresh dict, shared-nothing
+    pipelines: a :class:`Pipeline` holds no run state)."""
+    return compile_compositions(BUILTIN_COMPOSITIONS)
