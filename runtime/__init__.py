@@ -18,6 +18,18 @@ from runtime.errors import (
     ToolTimeout,
     UnknownIntent,
 )
+from runtime.pipeline import (
+    Backoff,
+    Parallel,
+    Pipeline,
+    PipelineResult,
+    State,
+    Step,
+    StepOutcome,
+    builtin_compositions,
+    compile_composition,
+    run_pipeline,
+)
 from runtime.runtime import Runtime, RuntimeHealth, open_runtime
 from runtime.tools import Tool, ToolContext, ToolRegistry, ToolResult, ToolSpec, ToolType
 
@@ -26,14 +38,21 @@ __all__ = [
     "ActorStats",
     "ActorUnavailable",
     "AllCandidatesFailed",
+    "Backoff",
     "CallTimeout",
     "ConfigError",
     "InvalidParams",
+    "Parallel",
+    "Pipeline",
     "PipelineError",
+    "PipelineResult",
     "Runtime",
     "RuntimeConfig",
     "RuntimeFault",
     "RuntimeHealth",
+    "State",
+    "Step",
+    "StepOutcome",
     "Tool",
     "ToolContext",
     "ToolExecutionError",
@@ -44,8 +63,11 @@ __all__ = [
     "ToolTimeout",
     "ToolType",
     "UnknownIntent",
+    "builtin_compositions",
+    "compile_composition",
     "config_from_dict",
     "config_to_dict",
     "load_config",
     "open_runtime",
+    "run_pipeline",
 ]

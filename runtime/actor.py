@@ -130,12 +130,21 @@ _Envelope = tuple[Any, ReplySlot | None]
 class Actor(Generic[M]):
     """Base class of the runtime's actors; see the module docstring for the contract."""
 
-    def __init__(self, name: str, *, mailbox_size: float = 1024) -> None:
-        """``mailbox_size`` bounds the mailbox; ``math.inf`` only where drops are unsafe."""
+    def __init__(self, name: str, *, mailbox_size: float = 1024, linger: float = 0.0) -> None:
+        """``mailbox_size`` bounds the mailbox; ``math.inf`` only where drops are unsafe.
+
+        ``linger`` (seconds) makes the actor pause after each batch so that the next one
+        is bigger: for actors fed mostly by casts (the tracer), where waking once per
+        message costs a task switch per tool call, but a reply delayed by ``linger`` is
+        harmless.  Keep it 0 for actors whose calls are on a request's path.
+        """
         if not mailbox_size >= 1:
             raise ValueError(f"mailbox_size must be >= 1, got {mailbox_size}")
+        if not linger >= 0:
+            raise ValueError(f"linger must be >= 0 seconds, got {linger}")
         self.name = name
         self._mailbox_size = mailbox_size
+        self._linger = linger
         self._send: MemoryObjectSendStream[_Envelope] | None = None
         self._receive: MemoryObjectReceiveStream[_Envelope] | None = None
         self._running = False
@@ -223,6 +232,8 @@ class Actor(Generic[M]):
                 drained += 1
             if drained > self._high_water:
                 self._high_water = drained
+            if self._linger:
+                await anyio.sleep(self._linger)
 
     def _dispatch(self, envelope: _Envelope) -> None:
         message, slot = envelope

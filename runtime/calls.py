@@ -111,7 +111,11 @@ class CallReport:
 
 
 class CallObserver(Protocol):
-    """Receives call events by cast: implementations must never block or raise."""
+    """Receives call events by cast: implementations must never block or raise.
+
+    An observer with a false ``observes_starts`` attribute is not sent ``call_started``
+    (the executor then need not build a :class:`CallStart` when no one wants it).
+    """
 
     def call_started(self, start: CallStart) -> None: ...
 

@@ -66,6 +66,9 @@ class Executor:
         self.config = config if config is not None else ExecutorConfig()
         self.cache = cache
         self.observers = tuple(observers)
+        self._start_observers = tuple(
+            o for o in self.observers if getattr(o, "observes_starts", True)
+        )
         self.ids = ids if ids is not None else IdGenerator()
 
     async def execute(
@@ -130,9 +133,9 @@ class Executor:
         span_id = self.ids.span_id()
         started = anyio.current_time()
         started_wall = time.time()
-        if observers:
+        if self._start_observers:
             start = CallStart(spec.tool_type, spec.operation, started)
-            for observer in observers:
+            for observer in self._start_observers:
                 observer.call_started(start)
         result: ToolResult | None = None
         outcome: CacheOutcome = "off"

@@ -171,6 +171,21 @@ class CacheActor(Actor[Any]):
         self._flights = {}
         self._epoch += 1
 
+    def try_hit(self, key: CacheKey) -> StoredValue | None:
+        """Serve a hit synchronously in the caller's task; None means "ask the mailbox".
+
+        A hit needs no coordination, and the mailbox hop is a full request/reply: as
+        much again as everything else a hit costs.  This is safe without a lock because
+        it never awaits -- the event loop is single-threaded, so it runs atomically
+        between the actor's own steps, exactly as a message handler would.  It only
+        reads and refreshes a live entry; every miss, fill and invalidation still goes
+        through the mailbox in order.  A stopped actor's state is not trusted.
+        """
+        if not self.running:
+            return None
+        value = self._store.get_live(key, anyio.current_time())
+        return None if value is MISS else value
+
     def handle_call(self, message: Any, slot: ReplySlot) -> Any:
         if type(message) is Lookup:
             return self._lookup(message.key, slot)

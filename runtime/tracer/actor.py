@@ -82,8 +82,9 @@ class TracerActor(Actor[TracerMessage]):
         lazy_records: bool = True,
         sinks: Iterable[RecordSink] = (),
         name: str = "tracer",
+        linger: float = 0.0,
     ) -> None:
-        super().__init__(name, mailbox_size=mailbox_size)
+        super().__init__(name, mailbox_size=mailbox_size, linger=linger)
         self._state = TracerState(
             capacity,
             redact_keys=redact_keys,
@@ -107,9 +108,13 @@ class TracerActor(Actor[TracerMessage]):
             mailbox_size=config.mailbox_size,
             redact_keys=config.redact_keys,
             sinks=sinks,
+            linger=config.batch_window,
         )
 
     # -- CallObserver: never blocks, never raises -------------------------------------
+
+    observes_starts = False
+    """The executor need not build a CallStart for us (see CallObserver)."""
 
     def call_started(self, start: CallStart) -> None:
         """Not traced: a record is made when the call finishes."""
