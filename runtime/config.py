@@ -158,6 +158,30 @@ class RedisConfig:
     generation_cache: Seconds = 1.0
     max_connections: PosInt = 4
 
+    def __attrs_post_init__(self) -> None:
+        # The tier's settings class owns the checks (url scheme, secret length, backoff
+        # order...), so they live in one place; only the key path is translated to this
+        # section's spelling.  Imported here, not at the top: config is the bottom layer
+        # and must load without the cache package.
+        from runtime.cache.redis import RedisSettings
+
+        try:
+            RedisSettings(
+                url=self.url,
+                key_prefix=self.key_prefix,
+                op_timeout_s=self.op_timeout,
+                connect_timeout_s=self.connect_timeout,
+                secret=self.secret,
+                failure_threshold=self.failure_threshold,
+                backoff_initial_s=self.backoff_initial,
+                backoff_max_s=self.backoff_max,
+                generation_cache_s=self.generation_cache,
+                max_connections=self.max_connections,
+            )
+        except ConfigError as exc:
+            field = exc.path.rsplit(".", 1)[-1].removesuffix("_s")
+            raise ConfigError(f"cache.redis.{field}", exc.problem) from None
+
 
 @attrs.frozen(slots=True)
 class CacheConfig:
@@ -180,13 +204,19 @@ class CacheConfig:
 
 @attrs.frozen(slots=True)
 class TracerConfig:
-    """The execution tracer: how much it keeps and what it never shows."""
+    """The execution tracer: how much it keeps and what it never shows.
+
+    ``batch_window``: after each batch of reports the tracer pauses this long so the next
+    batch is bigger -- one wake-up per window instead of one per tool call.  Records and
+    stats are at most this late; 0 turns batching off.
+    """
 
     enabled: bool = True
     max_records: PosInt = 10_000
     mailbox_size: PosInt = 8192
     redact_keys: tuple[str, ...] = ("password", "token", "secret", "api_key", "authorization")
     export_dir: str = "var/traces"
+    batch_window: Seconds = 0.002
 
 
 @attrs.frozen(slots=True)
@@ -228,12 +258,28 @@ class PipelineConfig:
 
 @attrs.frozen(slots=True)
 class OpsConfig:
-    """The reference ops tool suite and its embedded SQLite CMDB."""
+    """The reference ops tool suite, its embedded SQLite CMDB, and the demo session.
+
+    ``database``, ``cis``, ``days`` and ``seed`` say which sample CMDB to use; the demo
+    (``python -m runtime demo``) builds it there when it is absent or was built with other
+    sizes.  The sizes default to the generator's own (``runtime.ops`` DEFAULT_CIS,
+    DEFAULT_DAYS, DEFAULT_SEED), so the CLI and the library describe the same estate.
+
+    The ``demo_*`` settings shape the scripted operator session: the tenant it asks as,
+    how many repeated questions it replays after the scripted ones, the Zipf exponent of
+    their popularity (operators ask about the same few things far more often than the
+    rest -- that skew is what the cache earns its keep on) and how many operators ask
+    at once.
+    """
 
     database: str = "var/cmdb.sqlite"
-    cis: PosInt = 400
+    cis: PosInt = 500
     days: PosInt = 7
     seed: NonNegInt = 42
+    demo_tenant: str = "ops-demo"
+    demo_questions: NonNegInt = 400
+    demo_skew: NonNegFloat = 1.1
+    demo_callers: PosInt = 8
 
 
 @attrs.frozen(slots=True)
