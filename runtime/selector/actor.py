@@ -1,0 +1,188 @@
+"""SelectorActor: the task that owns a :class:`SelectorState` and serves it.
+
+It is a :class:`~runtime.calls.CallObserver`: the executor casts every call start and
+finish to it, so it learns latency, errors and load without anyone waiting for it.  Ranking
+and choosing are calls.  Cache availability for the concrete params is an *input* of those
+calls: the caller asks the cache first and passes the hits, because the selector must never
+call another actor (no call cycles).
+
+Observations carry their own time: a start counts at ``CallStart.started_at``, a finish at
+``started_at + duration_s``.  A backed-up mailbox therefore delays what the selector knows,
+but does not distort the time axis the EWMAs run on.  Queries use the actor's clock
+(``anyio.current_time`` unless a test injects another).
+
+How a finished call counts (see ``observations.Outcome``): ``ok``; ``error`` and ``timeout``
+as failures; ``cancelled`` as a censored sample (the caller left, so the duration is only a
+lower bound); cache hits, coalesced followers and ``InvalidParams`` rejections as unmeasured.
+The first two did not run the tool, and the third is the caller's mistake, not the tool's
+ill health.  Pipeline and step reports are ignored, since only tools are selected.
+
+A restart (supervisor) begins from a fresh state: in-flight counts cannot be trusted after
+casts were refused while the actor was down, and the priors are a safe place to start again.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import attrs
+
+from runtime.actor import Actor, ReplySlot
+from runtime.calls import CallReport, CallStart
+from runtime.selector.intents import Candidate, Intent, intent_name
+from runtime.selector.observations import Outcome
+from runtime.selector.scoring import Ranked, Weights
+from runtime.selector.settings import SelectorSettings
+from runtime.selector.state import SelectorState, ToolSnapshot
+
+__all__ = ["Choose", "Rank", "SelectorActor", "Snapshot", "outcome_of"]
+
+
+@attrs.frozen(slots=True)
+class Rank:
+    """Call: the ranking of an intent's candidates (deterministic, for explanations)."""
+
+    intent: str
+    strategy: str | Weights | None = None
+    cached: frozenset[Candidate] = frozenset()
+
+
+@attrs.frozen(slots=True)
+class Choose:
+    """Call: one candidate, picked without herding; reserves load on it by default."""
+
+    intent: str
+    strategy: str | Weights | None = None
+    cached: frozenset[Candidate] = frozenset()
+    reserve: bool = True
+
+
+@attrs.frozen(slots=True)
+class Snapshot:
+    """Call: the live statistics of every operation observed so far."""
+
+
+def outcome_of(report: CallReport) -> Outcome:
+    """How a finished tool call counts for the selector (see the module docstring)."""
+    if report.cache_hit or report.coalesced or report.error_type == "InvalidParams":
+        return "unmeasured"
+    if report.status == "ok":
+        return "ok"
+    if report.status == "cancelled":
+        return "censored"
+    return "error"
+
+
+class SelectorActor(Actor[Any]):
+    """Owns the selector's state; observes calls by cast, answers rank/choose by call."""
+
+    def __init__(
+        self,
+        settings: SelectorSettings | None = None,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+        name: str = "selector",
+        mailbox_size: int = 4096,
+    ) -> None:
+        super().__init__(name, mailbox_size=mailbox_size)
+        self._settings = settings if settings is not None else SelectorSettings()
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._state = SelectorState(self._settings)
+
+    @property
+    def settings(self) -> SelectorSettings:
+        return self._settings
+
+    def on_start(self) -> None:
+        self._state = SelectorState(self._settings)
+
+    # -- CallObserver (casts; never block, never raise) -----------------------------------
+
+    def call_started(self, start: CallStart) -> None:
+        self.cast(start)
+
+    def call_finished(self, report: CallReport) -> None:
+        if report.kind == "tool_call":
+            self.cast(report)
+
+    # -- the caller's API -------------------------------------------------------------------
+
+    async def rank(
+        self,
+        intent: Intent | str,
+        strategy: str | Weights | None = None,
+        cached: Iterable[Candidate] = (),
+        *,
+        timeout: float | None = None,
+    ) -> list[Ranked]:
+        """The intent's candidates, best first; raises UnknownIntent for an unknown intent."""
+        message = Rank(intent_name(intent), strategy, frozenset(cached))
+        result: list[Ranked] = await self.call(message, timeout=timeout)
+        return result
+
+    async def choose(
+        self,
+        intent: Intent | str,
+        strategy: str | Weights | None = None,
+        cached: Iterable[Candidate] = (),
+        *,
+        reserve: bool = True,
+        timeout: float | None = None,
+    ) -> Ranked:
+        """One candidate to execute (the least loaded of the near-best; see scoring.choose)."""
+        message = Choose(intent_name(intent), strategy, frozenset(cached), reserve)
+        result: Ranked = await self.call(message, timeout=timeout)
+        return result
+
+    async def snapshot(self, *, timeout: float | None = None) -> tuple[ToolSnapshot, ...]:
+        result: tuple[ToolSnapshot, ...] = await self.call(Snapshot(), timeout=timeout)
+        return result
+
+    # -- handlers (run in the actor task only) ---------------------------------------------
+
+    def handle_cast(self, message: Any) -> None:
+        if isinstance(message, CallStart):
+            self._state.observe_start(message.tool_type, message.operation, message.started_at)
+        elif isinstance(message, CallReport):
+            self._state.observe_finish(
+                message.tool_type,
+                message.operation,
+                message.duration_s,
+                message.status == "ok",
+                message.started_at + message.duration_s,
+                outcome_of(message),
+            )
+        else:
+            raise TypeError(f"selector cannot handle cast {message!r}")
+
+    def handle_call(self, message: Any, slot: ReplySlot) -> Any:
+        now = self._clock()
+        if isinstance(message, Rank):
+            try:
+                return self._state.rank(message.intent, message.strategy, message.cached, now)
+            except (LookupError, ValueError) as exc:
+                # The caller's mistake (unknown intent or strategy): it is raised in the
+                # caller, and the actor keeps running.
+                slot.set_error(exc)
+                return None
+        if isinstance(message, Choose):
+            try:
+                return self._state.choose(
+                    message.intent,
+                    message.strategy,
+                    message.cached,
+                    now,
+                    self._rng,
+                    reserve=message.reserve,
+                )
+            except (LookupError, ValueError) as exc:
+                slot.set_error(exc)
+                return None
+        if isinstance(message, Snapshot):
+            return self._state.snapshot(now)
+        raise TypeError(f"selector cannot handle call {message!r}")

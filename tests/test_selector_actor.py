@@ -1,0 +1,124 @@
+"""SelectorActor: fed by casts from the executor's observer seam, answering by call."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+from runtime.calls import CallReport, CallStart
+from runtime.errors import ActorUnavailable, UnknownIntent
+from runtime.selector import IntentType, Strategy
+from runtime.selector.actor import SelectorActor, outcome_of
+
+pytestmark = pytest.mark.anyio
+
+
+def _report(tool: str, op: str, at: float, duration: float, **kw: Any) -> CallReport:
+    base = CallReport(
+        kind="tool_call",
+        trace_id="t",
+        span_id="s",
+        parent_span_id=None,
+        tool_type=tool,
+        operation=op,
+        tenant_id="acme",
+        started_at=at,
+        started_wall=0.0,
+        duration_s=duration,
+        status="ok",
+    )
+    return attrs.evolve(base, **kw)
+
+
+def test_outcome_of_reports() -> None:
+    ok = _report("CI", "get", 0, 0.01)
+    assert outcome_of(ok) == "ok"
+    assert outcome_of(attrs.evolve(ok, status="error")) == "error"
+    assert outcome_of(attrs.evolve(ok, status="timeout")) == "error"
+    assert outcome_of(attrs.evolve(ok, status="cancelled")) == "censored"
+    assert outcome_of(attrs.evolve(ok, cache_hit=True)) == "unmeasured"
+    assert outcome_of(attrs.evolve(ok, coalesced=True)) == "unmeasured"
+    invalid = attrs.evolve(ok, status="error", error_type="InvalidParams")
+    assert outcome_of(invalid) == "unmeasured"
+
+
+async def test_learns_from_casts_and_answers_calls() -> None:
+    clock = [100.0]
+    actor = SelectorActor(rng=random.Random(1), clock=lambda: clock[0])
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            before = await actor.rank(IntentType.LOOKUP, Strategy.BALANCED)
+            assert before[0].candidate == ("CI", "get")
+            # CI.get fails five calls in a row (observed through the CallObserver seam)
+            for i in range(5):
+                actor.call_started(CallStart("CI", "get", 99.0 + i * 0.1))
+                actor.call_finished(
+                    _report("CI", "get", 99.0 + i * 0.1, 0.001, status="error", error_type="X")
+                )
+            # a pipeline report must not count as a tool call
+            actor.call_finished(_report("CI", "search", 99.0, 5.0, kind="pipeline"))
+            after = await actor.rank(IntentType.LOOKUP, Strategy.BALANCED)
+            assert after[0].candidate == ("CI", "search")
+            snapshot = {(s.tool_type, s.operation): s for s in await actor.snapshot()}
+            assert snapshot[("CI", "get")].failures == 5
+            assert snapshot[("CI", "get")].in_flight == 0
+            assert ("CI", "search") not in snapshot
+            actor.stop()
+
+
+async def test_choose_reserves_until_the_call_start_arrives() -> None:
+    actor = SelectorActor(rng=random.Random(2), clock=lambda: 10.0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            chosen = await actor.choose(IntentType.METRIC)
+            ranked = {r.candidate: r for r in await actor.rank(IntentType.METRIC)}
+            assert ranked[chosen.candidate].evidence["reserved"] == 1
+            actor.call_started(CallStart(*chosen.candidate, 10.0))
+            ranked = {r.candidate: r for r in await actor.rank(IntentType.METRIC)}
+            assert ranked[chosen.candidate].evidence["reserved"] == 0
+            assert ranked[chosen.candidate].evidence["in_flight"] == 1
+            actor.stop()
+
+
+async def test_cache_hits_passed_by_the_caller_count() -> None:
+    actor = SelectorActor(clock=lambda: 0.0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            ranked = await actor.rank(IntentType.PATH, Strategy.FASTEST, {("GRAPH", "expand")})
+            by = {r.candidate: r for r in ranked}
+            assert by[("GRAPH", "expand")].evidence["cached"] is True
+            assert by[("GRAPH", "path")].evidence["cached"] is False
+            actor.stop()
+
+
+async def test_caller_mistakes_raise_in_the_caller_and_the_actor_survives() -> None:
+    actor = SelectorActor(clock=lambda: 0.0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            with pytest.raises(UnknownIntent, match="LOOKUP"):
+                await actor.choose("NOT_AN_INTENT")
+            with pytest.raises(ValueError, match="unknown strategy"):
+                await actor.rank(IntentType.SEARCH, "NOT_A_STRATEGY")
+            assert actor.running
+            assert (await actor.rank(IntentType.SEARCH))[0].tool_type == "CI"
+            actor.stop()
+
+
+async def test_a_stopped_selector_fails_calls_and_drops_casts() -> None:
+    actor = SelectorActor(clock=lambda: 0.0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            actor.stop()
+    with pytest.raises(ActorUnavailable):
+        await actor.rank(IntentType.SEARCH)
+    actor.call_started(CallStart("CI", "get", 0.0))  # must neither block nor raise
+    assert actor.stats().dropped == 1
