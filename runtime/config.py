@@ -234,14 +234,25 @@ class SelectorConfig:
     """The tool selector: strategies, profiles, candidates and how fast it learns.
 
     Empty ``intents``/``profiles``/``strategies`` mean "the built-in defaults"; entries
-    given here replace the built-in entry of the same name.
+    given here replace the built-in entry of the same name.  ``decay_time`` is the peak
+    EWMA's time constant, ``error_decay_time``/``error_alpha`` the error rate's;
+    ``failure_penalty`` inflates the latency of a failing tool by ``1 + penalty *
+    error_rate`` so fast failures never look attractive; ``cold_penalty`` weighs a tool with
+    calls in flight but no history.  Candidates within ``herd_margin`` of the best are
+    near-top: ``choices`` 0 takes the least loaded of them, 2 is power-of-two-choices.  A
+    choice counts as load for up to ``reservation_ttl`` until its call is seen to start.
     """
 
     enabled: bool = True
     default_strategy: str = "BALANCED"
     decay_time: Seconds = 10.0
-    error_decay_time: Seconds = 30.0
+    error_decay_time: Seconds = 10.0
+    error_alpha: Fraction = 0.1
+    failure_penalty: NonNegFloat = 2.0
+    cold_penalty: NonNegFloat = 10.0
     herd_margin: Fraction = 0.05
+    choices: NonNegInt = 0
+    reservation_ttl: Seconds = 1.0
     mailbox_size: PosInt = 4096
     strategies: dict[str, dict[str, NonNegFloat]] = attrs.field(factory=dict)
     intents: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
@@ -277,7 +288,7 @@ class OpsConfig:
     days: PosInt = 7
     seed: NonNegInt = 42
     demo_tenant: str = "ops-demo"
-    demo_questions: NonNegInt = 400
+    demo_questions: NonNegInt = 2000
     demo_skew: NonNegFloat = 1.1
     demo_callers: PosInt = 8
 

@@ -35,7 +35,7 @@ from runtime.config import ExecutorConfig
 from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
 from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec, safe_execute
 
-__all__ = ["Executor", "ResultCache"]
+__all__ = ["Executor", "ResultCache", "failure_exception"]
 
 
 class ResultCache(Protocol):
@@ -90,7 +90,7 @@ class Executor:
         result = await self.execute_result(tool_type, operation, params, context, timeout=timeout)
         if result.success:
             return result.data
-        raise _as_exception(str(tool_type), operation, result)
+        raise failure_exception(str(tool_type), operation, result)
 
     async def execute_result(
         self,
@@ -100,8 +100,13 @@ class Executor:
         context: ToolContext,
         *,
         timeout: float | None = None,
+        fallback_used: bool = False,
     ) -> ToolResult:
-        """Run the call and return its :class:`ToolResult`; failures are results, not raised."""
+        """Run the call and return its :class:`ToolResult`; failures are results, not raised.
+
+        ``fallback_used`` marks the call's trace record as a fallback (``execute_best``
+        trying its next candidate).
+        """
         if not isinstance(context, ToolContext):
             raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
         if not isinstance(params, Mapping):
@@ -115,7 +120,7 @@ class Executor:
             return ToolResult.from_exception(exc)
         if timeout is None:
             timeout = self.config.timeout_for(tool_type, operation)
-        return await self._traced(spec, params, context, timeout)
+        return await self._traced(spec, params, context, timeout, fallback_used)
 
     async def _traced(
         self,
@@ -123,6 +128,7 @@ class Executor:
         params: Mapping[str, Any],
         context: ToolContext,
         timeout: float | None,
+        fallback_used: bool = False,
     ) -> ToolResult:
         observers = self.observers
         parent = CURRENT_SPAN.get()
@@ -163,6 +169,7 @@ class Executor:
                     started=started,
                     started_wall=started_wall,
                     duration=anyio.current_time() - started,
+                    fallback_used=fallback_used,
                 )
                 for observer in observers:
                     observer.call_finished(report)
@@ -197,6 +204,7 @@ def _report(
     started: float,
     started_wall: float,
     duration: float,
+    fallback_used: bool,
 ) -> CallReport:
     if result is None:
         status: Literal["ok", "error", "timeout", "cancelled"] = "cancelled"
@@ -225,11 +233,12 @@ def _report(
         coalesced=outcome == "coalesced",
         params=params,
         data=result.data if result is not None and result.success else None,
+        fallback_used=fallback_used,
         metadata={"cache": outcome} if outcome != "off" else {},
     )
 
 
-def _as_exception(tool_type: str, operation: str, result: ToolResult) -> Exception:
+def failure_exception(tool_type: str, operation: str, result: ToolResult) -> Exception:
     """The exception :meth:`Executor.execute` raises for a failed result."""
     original = result.exception
     if isinstance(original, ToolExecutionError | ToolNotFound):

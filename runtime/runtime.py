@@ -30,13 +30,17 @@ from runtime.cache.redis import RedisSettings, RedisTier
 from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, IdGenerator
 from runtime.config import RedisConfig, RuntimeConfig
-from runtime.executor import Executor
+from runtime.errors import AllCandidatesFailed
+from runtime.executor import Executor, failure_exception
 from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
+from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
+from runtime.selector.actor import SelectorActor
+from runtime.selector.intents import intent_name
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
 from runtime.tracer.actor import TracerActor
 
-__all__ = ["Runtime", "RuntimeHealth", "open_runtime"]
+__all__ = ["BestResult", "Runtime", "RuntimeHealth", "open_runtime"]
 
 log = logging.getLogger("runtime")
 
@@ -54,6 +58,28 @@ class RuntimeHealth:
         return not self.down
 
 
+@attrs.frozen(slots=True)
+class BestResult:
+    """What :meth:`Runtime.execute_best` answered, and how it got there.
+
+    ``chosen`` is the candidate that answered; ``fallback_used`` is true when it was not
+    the first one tried; ``attempts`` lists the candidates that failed before it.
+    """
+
+    data: Any
+    chosen: Ranked
+    fallback_used: bool
+    attempts: tuple[tuple[str, str, BaseException], ...] = ()
+
+    @property
+    def tool_type(self) -> str:
+        return self.chosen.tool_type
+
+    @property
+    def operation(self) -> str:
+        return self.chosen.operation
+
+
 class Runtime:
     """A started runtime; get one from :func:`open_runtime`."""
 
@@ -66,6 +92,7 @@ class Runtime:
         *,
         cache: ResultCacheService | None = None,
         tracer: TracerActor | None = None,
+        selector: SelectorActor | None = None,
         compositions: Mapping[str, Pipeline] | None = None,
     ) -> None:
         self.registry = registry
@@ -75,6 +102,8 @@ class Runtime:
         """Invalidation, clearing and statistics of the result cache (None when disabled)."""
         self.tracer = tracer
         """Trace records, statistics and export (None when disabled)."""
+        self.selector = selector
+        """The selector actor: observations, rankings, snapshots (None when disabled)."""
         self.compositions: Mapping[str, Pipeline] = dict(compositions or {})
         """Named compositions: the built-in ones plus those declared in config."""
         self._actors = actors
@@ -107,6 +136,82 @@ class Runtime:
         return await self.executor.execute_result(
             tool_type, operation, params, context, timeout=timeout
         )
+
+    async def select(
+        self,
+        intent: Intent | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        strategy: str | Weights | None = None,
+        context: ToolContext | None = None,
+    ) -> list[Ranked]:
+        """The candidates for ``intent``, best first, each with its confidence breakdown.
+
+        With ``params`` and ``context`` the cache is asked, here in the caller's task,
+        which candidates already hold an answer; that is one of the scoring factors.
+        Raises :class:`UnknownIntent` listing the known intents.
+        """
+        selector = self._require_selector()
+        cached = await self._cached_candidates(selector, intent, params, context)
+        ranked: list[Ranked] = await selector.rank(intent, strategy, cached)
+        return ranked
+
+    async def execute_best(
+        self,
+        intent: Intent | str,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        *,
+        strategy: str | Weights | None = None,
+    ) -> BestResult:
+        """Run the best candidate for ``intent``; on failure or timeout, the next one.
+
+        The first candidate is the selector's choice (near-equal candidates are split by
+        live load, so equal or stale scores do not herd); fallbacks follow the ranking.
+        Every attempt is traced, fallbacks with ``fallback_used``.  Raises
+        :class:`AllCandidatesFailed` listing every attempt when none succeeds.
+        """
+        selector = self._require_selector()
+        cached = await self._cached_candidates(selector, intent, params, context)
+        first: Ranked = await selector.choose(intent, strategy, cached)
+        ranked: list[Ranked] = await selector.rank(intent, strategy, cached)
+        order = [first, *(r for r in ranked if r.candidate != first.candidate)]
+        attempts: list[tuple[str, str, BaseException]] = []
+        for candidate in order:
+            result = await self.executor.execute_result(
+                candidate.tool_type,
+                candidate.operation,
+                params,
+                context,
+                fallback_used=bool(attempts),
+            )
+            if result.success:
+                return BestResult(result.data, candidate, bool(attempts), tuple(attempts))
+            error = failure_exception(candidate.tool_type, candidate.operation, result)
+            attempts.append((candidate.tool_type, candidate.operation, error))
+        raise AllCandidatesFailed(intent_name(intent), attempts)
+
+    def _require_selector(self) -> SelectorActor:
+        if self.selector is None:
+            raise RuntimeError("the selector is disabled (selector.enabled is false)")
+        return self.selector
+
+    async def _cached_candidates(
+        self,
+        selector: SelectorActor,
+        intent: Intent | str,
+        params: Mapping[str, Any] | None,
+        context: ToolContext | None,
+    ) -> frozenset[Candidate]:
+        if self.cache is None or params is None or context is None:
+            return frozenset()
+        found = []
+        for candidate in selector.settings.candidates.get(intent_name(intent), ()):
+            if candidate in self.registry:
+                spec = self.registry.get(*candidate)
+                if await self.cache.contains(spec, params, context):
+                    found.append(candidate)
+        return frozenset(found)
 
     async def compose(
         self,
@@ -220,10 +325,18 @@ async def open_runtime(
             cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
             cache = ResultCacheService(cache_actor, config.cache, l2=l2)
             actors.append(cache_actor)
+        selector: SelectorActor | None = None
         if config.tracer.enabled:
             tracer = TracerActor.from_config(config.tracer)
             actors.append(tracer)
             observers = (tracer, *observers)
+        if config.selector.enabled:
+            selector = SelectorActor(
+                SelectorSettings.from_config(config.selector),
+                mailbox_size=config.selector.mailbox_size,
+            )
+            actors.append(selector)
+            observers = (*observers, selector)
         executor = Executor(registry, config.executor, cache=cache, observers=observers, ids=ids)
         runtime = Runtime(
             registry,
@@ -232,14 +345,23 @@ async def open_runtime(
             tuple(actors),
             cache=cache,
             tracer=tracer,
+            selector=selector,
             compositions=compositions,
         )
+        # An error raised in the caller's block is re-raised as itself once the actors
+        # have stopped, not wrapped in the task group's ExceptionGroup: the application's
+        # own exceptions should reach its own except clauses unchanged.
+        error: Exception | None = None
         async with anyio.create_task_group() as group:
             await _start_actors(group, runtime)
             try:
                 yield runtime
+            except Exception as exc:
+                error = exc
             finally:
                 group.cancel_scope.cancel()
+        if error is not None:
+            raise error
 
 
 def redis_settings(config: RedisConfig) -> RedisSettings:

@@ -52,7 +52,7 @@ async def test_leaving_the_runtime_leaves_no_task_behind() -> None:
         assert len(anyio.get_running_tasks()) > before
         await rt.execute("CI", "get", {"ci_id": 1}, CTX)
         assert rt.health().ok
-        assert set(rt.health().actors) == {"cache", "tracer"}
+        assert set(rt.health().actors) == {"cache", "tracer", "selector"}
     assert len(anyio.get_running_tasks()) == before
 
 
@@ -142,3 +142,10 @@ async def test_unknown_composition_lists_the_known_ones() -> None:
     async with open_runtime(registry) as rt:
         with pytest.raises(LookupError, match="impact_analysis, search_with_context"):
             await rt.compose("nope", {}, CTX)
+
+
+async def test_errors_raised_in_the_block_come_out_unwrapped() -> None:
+    registry, _, _ = counting_registry()
+    with pytest.raises(KeyError, match="mine"):
+        async with open_runtime(registry):
+            raise KeyError("mine")

@@ -143,20 +143,13 @@ class SelectorSettings:
                 f"{config.default_strategy!r} is not one of {', '.join(sorted(strategies))}",
             )
 
-        defaults = ObservationSettings()
         # setting name -> (configuration key, value); errors name the configuration key.
         observed: dict[str, tuple[str, Any]] = {
             "decay_s": ("decay_time", config.decay_time),
             "error_decay_s": ("error_decay_time", config.error_decay_time),
-            "error_alpha": ("error_alpha", getattr(config, "error_alpha", defaults.error_alpha)),
-            "failure_penalty": (
-                "failure_penalty",
-                getattr(config, "failure_penalty", defaults.failure_penalty),
-            ),
-            "cold_penalty": (
-                "cold_penalty",
-                getattr(config, "cold_penalty", defaults.cold_penalty),
-            ),
+            "error_alpha": ("error_alpha", config.error_alpha),
+            "failure_penalty": ("failure_penalty", config.failure_penalty),
+            "cold_penalty": ("cold_penalty", config.cold_penalty),
         }
         for name, (key, value) in observed.items():
             try:
@@ -166,8 +159,8 @@ class SelectorSettings:
 
         extra: dict[str, tuple[str, Any]] = {
             "near_top_margin": ("herd_margin", config.herd_margin),
-            "choices": ("choices", getattr(config, "choices", 0)),
-            "reservation_ttl_s": ("reservation_ttl", getattr(config, "reservation_ttl", 1.0)),
+            "choices": ("choices", config.choices),
+            "reservation_ttl_s": ("reservation_ttl", config.reservation_ttl),
         }
         for name, (key, value) in extra.items():
             try:

@@ -1,0 +1,162 @@
+"""Selection through the runtime: select, execute_best with fallback, learning, cache."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import pytest
+
+from runtime import AllCandidatesFailed, ToolContext, ToolRegistry, UnknownIntent, open_runtime
+from runtime.config import RuntimeConfig, TracerConfig
+
+pytestmark = pytest.mark.anyio
+
+CTX = ToolContext(tenant_id="acme")
+
+
+class Tools:
+    """CI.search and CI.get stand-ins whose health the test controls."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.failing: set[str] = set()
+        self.registry = ToolRegistry()
+
+        @self.registry.tool("CI", "search")
+        async def search(ctx: ToolContext, params: Mapping[str, Any]) -> Any:
+            return self.answer("search", params)
+
+        @self.registry.tool("CI", "get")
+        async def get(ctx: ToolContext, params: Mapping[str, Any]) -> Any:
+            return self.answer("get", params)
+
+    def answer(self, name: str, params: Mapping[str, Any]) -> Any:
+        self.calls[name] += 1
+        if name in self.failing:
+            raise ConnectionError(f"{name} backend down")
+        return {"by": name, "q": params.get("q")}
+
+
+def no_cache() -> RuntimeConfig:
+    from runtime.config import CacheConfig
+
+    return RuntimeConfig(cache=CacheConfig(enabled=False), tracer=TracerConfig(batch_window=0))
+
+
+async def test_select_ranks_the_candidates_with_a_breakdown() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry) as rt:
+        ranked = await rt.select("SEARCH")
+        assert {r.candidate for r in ranked} == {("CI", "search"), ("CI", "get")}
+        assert ranked[0].confidence >= ranked[1].confidence
+        assert all(0.0 <= r.confidence <= 1.0 for r in ranked)
+        explanation = ranked[0].explain()
+        assert explanation["tool_type"] == "CI"
+        total = sum(part.contribution for part in ranked[0].breakdown)
+        assert total * ranked[0].reliability == pytest.approx(ranked[0].confidence)
+
+
+async def test_unknown_intent_lists_the_known_ones() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry) as rt:
+        with pytest.raises(UnknownIntent, match="known intents: AGGREGATE, ANALYSIS"):
+            await rt.select("TELEPATHY")
+        with pytest.raises(UnknownIntent):
+            await rt.execute_best("TELEPATHY", {}, CTX)
+
+
+async def test_execute_best_falls_back_and_the_trace_marks_it() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry, no_cache()) as rt:
+        first, second = (r.operation for r in await rt.select("SEARCH"))
+        tools.failing.add(first)
+        best = await rt.execute_best("SEARCH", {"q": "db"}, CTX)
+        assert best.data == {"by": second, "q": "db"}
+        assert best.operation == second
+        assert best.fallback_used
+        assert [(t, o) for t, o, _ in best.attempts] == [("CI", first)]
+        assert isinstance(best.attempts[0][2].__cause__, ConnectionError)
+        assert rt.tracer is not None
+        await anyio.wait_all_tasks_blocked()
+        records = await rt.tracer.records()
+        assert [(r.operation, r.status, r.fallback_used) for r in records] == [
+            (first, "error", False),
+            (second, "ok", True),
+        ]
+        stats = await rt.tracer.tracer_stats()
+        assert stats.tool("CI", second).fallbacks == 1
+
+
+async def test_execute_best_raises_listing_every_attempt_when_all_fail() -> None:
+    tools = Tools()
+    tools.failing.update({"search", "get"})
+    async with open_runtime(tools.registry, no_cache()) as rt:
+        with pytest.raises(AllCandidatesFailed) as caught:
+            await rt.execute_best("SEARCH", {"q": "db"}, CTX)
+    assert {(t, o) for t, o, _ in caught.value.attempts} == {("CI", "search"), ("CI", "get")}
+    assert "CI.search: ToolExecutionError" in str(caught.value)
+    assert "CI.get: ToolExecutionError" in str(caught.value)
+
+
+async def test_a_failing_tool_loses_its_rank_and_regains_it_after_recovery() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry, no_cache()) as rt:
+        best = (await rt.select("SEARCH"))[0].operation
+        tools.failing.add(best)
+        for _ in range(6):
+            await rt.execute_best("SEARCH", {"q": "x"}, CTX)
+            await anyio.wait_all_tasks_blocked()
+        assert (await rt.select("SEARCH"))[0].operation != best
+        tools.failing.clear()
+        for _ in range(30):
+            await rt.execute("CI", best, {"q": "probe"}, CTX)
+        await anyio.wait_all_tasks_blocked()
+        assert rt.selector is not None
+        snapshot = {(s.tool_type, s.operation): s for s in await rt.selector.snapshot()}
+        assert snapshot[("CI", best)].error_rate < 0.5
+
+
+async def test_cache_availability_is_a_factor_asked_of_the_cache_by_the_caller() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry) as rt:
+        before = {
+            r.operation: r.factors.cache for r in await rt.select("SEARCH", {"q": "a"}, context=CTX)
+        }
+        await rt.execute("CI", "get", {"q": "a"}, CTX)
+        after = {
+            r.operation: r.factors.cache for r in await rt.select("SEARCH", {"q": "a"}, context=CTX)
+        }
+    assert before == {"search": 0.0, "get": 0.0}
+    assert after == {"search": 0.0, "get": 1.0}
+
+
+async def test_execute_best_spreads_near_equal_candidates_by_load() -> None:
+    """Concurrent callers should not all pile onto one of two equally good tools."""
+    registry = ToolRegistry()
+    gate = anyio.Event()
+    used: Counter[str] = Counter()
+
+    for op in ("series", "aggregate"):
+
+        async def tool(ctx: ToolContext, params: Mapping[str, Any], op: str = op) -> Any:
+            used[op] += 1
+            await gate.wait()
+            return op
+
+        registry.register("METRIC", op, tool)
+
+    async with open_runtime(registry, no_cache()) as rt:
+        async with anyio.create_task_group() as tg:
+
+            async def ask(i: int) -> None:
+                await rt.execute_best("METRIC", {"i": i}, CTX, strategy="LEAST_LOAD")
+
+            for i in range(20):
+                tg.start_soon(ask, i)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+    assert used["series"] >= 5
+    assert used["aggregate"] >= 5
