@@ -148,15 +148,14 @@ async def test_execute_best_spreads_near_equal_candidates_by_load() -> None:
 
         registry.register("METRIC", op, tool)
 
-    async with open_runtime(registry, no_cache()) as rt:
-        async with anyio.create_task_group() as tg:
+    async with open_runtime(registry, no_cache()) as rt, anyio.create_task_group() as tg:
 
-            async def ask(i: int) -> None:
-                await rt.execute_best("METRIC", {"i": i}, CTX, strategy="LEAST_LOAD")
+        async def ask(i: int) -> None:
+            await rt.execute_best("METRIC", {"i": i}, CTX, strategy="LEAST_LOAD")
 
-            for i in range(20):
-                tg.start_soon(ask, i)
-            await anyio.wait_all_tasks_blocked()
-            gate.set()
+        for i in range(20):
+            tg.start_soon(ask, i)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
     assert used["series"] >= 5
     assert used["aggregate"] >= 5
