@@ -43,7 +43,7 @@ class Increment(Actor[int]):
         return message + 1
 
 
-async def _floor_server(receive: Any) -> None:
+async def floor_server(receive: Any) -> None:
     while True:
         try:
             request, slot = await receive.receive()
@@ -53,7 +53,7 @@ async def _floor_server(receive: Any) -> None:
         slot.event.set()
 
 
-async def _floor_call(send: Any, request: int) -> int:
+async def floor_call(send: Any, request: int) -> int:
     slot = _Slot()
     try:
         send.send_nowait((request, slot))  # the cheapest path, as the actor takes it
@@ -86,12 +86,12 @@ async def _measure(callers: int, per_caller: int, rounds: int) -> tuple[float, f
     ours_us: list[float] = []
     async with anyio.create_task_group() as tg:
         send, receive = anyio.create_memory_object_stream[Any](MAILBOX)
-        tg.start_soon(_floor_server, receive)
+        tg.start_soon(floor_server, receive)
         actor = Increment("bench", mailbox_size=MAILBOX)
         await tg.start(actor.serve)
 
         async def floor(n: int) -> int:
-            return await _floor_call(send, n)
+            return await floor_call(send, n)
 
         await _drive(floor, callers, per_caller // 4)  # warm-up
         await _drive(actor.call, callers, per_caller // 4)

@@ -20,8 +20,13 @@ Figures (ratios; goals from issue 3):
   entry record, the key digest, the expiry time and the expiry index (goal <= 300).
   ``overhead_bytes_per_entry_cachetools`` is TTLCache's figure, same method.
 
-The end-to-end figures (``ratio_hit_vs_floor``, ``executions_stampede``) belong with the
-cache actor and can be added as further measurement functions in ``MEASUREMENTS``.
+- ``ratio_hit_vs_floor_<backend>`` -- a cache hit through ``Runtime.execute`` (default
+  configuration: cache, tracer and selector on) over the bare actor floor of
+  ``actor_overhead.py`` (a request/reply over a memory object stream with an Event reply
+  slot), sequential, same process, alternating (goal <= 1.5); ``ratio_hit_vs_floor`` is
+  the worse backend.
+- ``executions_stampede`` -- 1000 concurrent cold calls for one key through the runtime:
+  how many times the tool ran (goal 1).
 
     python benchmarks/cache_bench.py [--quick]
 """
@@ -45,9 +50,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import anyio
 from _common import emit, parse_args
+from actor_overhead import floor_call, floor_server
 from cachetools import TTLCache
 
+from runtime import ToolContext, ToolRegistry, open_runtime
 from runtime.cache import MISS, CacheKey, CacheStore, make_key
 
 Figures = dict[str, Any]
@@ -288,7 +296,85 @@ def measure_overhead(quick: bool) -> Figures:
     }
 
 
+def _hit_registry() -> ToolRegistry:
+    registry = ToolRegistry()
+
+    @registry.tool("CI", "get")
+    async def get(ctx: ToolContext, params: Any) -> Any:
+        return {"ci_id": params["ci_id"], "ci_name": "payments-db-01", "status": "live"}
+
+    return registry
+
+
+async def _hit_vs_floor(calls: int, rounds: int) -> tuple[float, float]:
+    ctx = ToolContext(tenant_id="acme")
+    params = {"ci_id": 7}
+    floor_us: list[float] = []
+    hit_us: list[float] = []
+    async with open_runtime(_hit_registry()) as rt, anyio.create_task_group() as tg:
+        send, receive = anyio.create_memory_object_stream[Any](1024)
+        tg.start_soon(floor_server, receive)
+        await rt.execute("CI", "get", params, ctx)  # the one miss
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for i in range(calls):
+                await floor_call(send, i)
+            floor_us.append((time.perf_counter() - started) / calls * 1e6)
+            started = time.perf_counter()
+            for _ in range(calls):
+                await rt.execute("CI", "get", params, ctx)
+            hit_us.append((time.perf_counter() - started) / calls * 1e6)
+        send.close()
+        tg.cancel_scope.cancel()
+    return sorted(floor_us)[len(floor_us) // 2], sorted(hit_us)[len(hit_us) // 2]
+
+
+def measure_hit_vs_floor(quick: bool) -> Figures:
+    calls, rounds = (2_000, 5) if quick else (10_000, 7)
+    figures: Figures = {}
+    ratios = []
+    for backend in ("trio", "asyncio"):
+        floor, hit = anyio.run(_hit_vs_floor, calls, rounds, backend=backend)
+        figures[f"floor_us_{backend}"] = round(floor, 2)
+        figures[f"hit_us_{backend}"] = round(hit, 2)
+        figures[f"ratio_hit_vs_floor_{backend}"] = round(hit / floor, 3)
+        ratios.append(hit / floor)
+    figures["ratio_hit_vs_floor"] = round(max(ratios), 3)
+    return figures
+
+
+async def _stampede(callers: int) -> int:
+    executions = 0
+    gate = anyio.Event()
+    registry = ToolRegistry()
+
+    @registry.tool("METRIC", "aggregate")
+    async def aggregate(ctx: ToolContext, params: Any) -> Any:
+        nonlocal executions
+        executions += 1
+        await gate.wait()
+        return {"value": 42.0}
+
+    ctx = ToolContext(tenant_id="acme")
+    async with open_runtime(registry) as rt, anyio.create_task_group() as tg:
+        for _ in range(callers):
+            tg.start_soon(rt.execute, "METRIC", "aggregate", {"metric": "cpu"}, ctx)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    return executions
+
+
+def measure_stampede(quick: bool) -> Figures:
+    return {
+        "executions_stampede": anyio.run(_stampede, 1000, backend="trio"),
+        "executions_stampede_asyncio": anyio.run(_stampede, 1000, backend="asyncio"),
+        "stampede_callers": 1000,
+    }
+
+
 MEASUREMENTS: list[Callable[[bool], Figures]] = [
+    measure_hit_vs_floor,
+    measure_stampede,
     measure_seed_evict,
     measure_zipf_hit_ratio,
     measure_vs_cachetools,

@@ -195,7 +195,6 @@ class CacheConfig:
         factory=lambda: _merge_ttls({}), converter=_merge_ttls
     )
     volatile_params: tuple[str, ...] = ("request_id", "trace_id")
-    mailbox_size: PosInt = 4096
     redis: RedisConfig | None = None
 
     def ttl_for(self, tool_type: str, operation: str) -> float:
@@ -241,6 +240,8 @@ class SelectorConfig:
     calls in flight but no history.  Candidates within ``herd_margin`` of the best are
     near-top: ``choices`` 0 takes the least loaded of them, 2 is power-of-two-choices.  A
     choice counts as load for up to ``reservation_ttl`` until its call is seen to start.
+    ``batch_window`` batches observations as the tracer's does; rankings are never
+    delayed by it (a call ends the pause, and pending observations are applied first).
     """
 
     enabled: bool = True
@@ -254,6 +255,7 @@ class SelectorConfig:
     choices: NonNegInt = 0
     reservation_ttl: Seconds = 1.0
     mailbox_size: PosInt = 4096
+    batch_window: Seconds = 0.002
     strategies: dict[str, dict[str, NonNegFloat]] = attrs.field(factory=dict)
     intents: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     profiles: dict[str, dict[str, ProfileConfig]] = attrs.field(factory=dict)

@@ -334,6 +334,7 @@ async def open_runtime(
             selector = SelectorActor(
                 SelectorSettings.from_config(config.selector),
                 mailbox_size=config.selector.mailbox_size,
+                linger=config.selector.batch_window,
             )
             actors.append(selector)
             observers = (*observers, selector)

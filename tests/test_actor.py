@@ -366,3 +366,68 @@ async def test_serving_twice_at_once_is_refused() -> None:
 def test_mailbox_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="mailbox_size"):
         Probe(mailbox_size=0)
+
+
+class Ordered(Actor[Any]):
+    def __init__(self, linger: float = 0.0) -> None:
+        super().__init__("ordered", mailbox_size=64, linger=linger)
+        self.seen: list[Any] = []
+
+    def handle_cast(self, message: Any) -> None:
+        self.seen.append(("cast", message))
+
+    def handle_call(self, message: Any, slot: ReplySlot) -> Any:
+        self.seen.append(("call", message))
+        return list(self.seen)
+
+
+async def test_casts_sent_before_a_call_are_handled_before_it() -> None:
+    actor = Ordered()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            for n in range(3):
+                actor.cast(n)
+            seen = await actor.call("q")
+            tg.cancel_scope.cancel()
+    assert seen == [("cast", 0), ("cast", 1), ("cast", 2), ("call", "q")]
+
+
+async def test_a_burst_of_casts_is_handled_in_one_batch() -> None:
+    actor = Ordered()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            for n in range(50):
+                actor.cast(n)
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+    assert actor.seen == [("cast", n) for n in range(50)]
+    assert actor.stats().mailbox_high_water == 50
+
+
+@pytest.mark.virtual_time
+async def test_linger_batches_casts_but_a_call_ends_the_pause_at_once() -> None:
+    actor = Ordered(linger=10.0)
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            actor.cast("early")
+            await anyio.sleep(1)  # inside the 10 s pause: nothing handled yet
+            assert actor.seen == []
+            actor.cast("late")
+            started = anyio.current_time()
+            seen = await actor.call("now")
+            assert anyio.current_time() - started == pytest.approx(0)
+            tg.cancel_scope.cancel()
+    assert seen == [("cast", "early"), ("cast", "late"), ("call", "now")]
+
+
+async def test_casts_are_dropped_once_the_actor_has_stopped() -> None:
+    actor = Ordered()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(actor.serve)
+            actor.stop()
+    assert actor.cast("after") is False
+    assert actor.stats().dropped == 1

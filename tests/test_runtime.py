@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 from runtime import ToolContext, ToolRegistry, open_runtime
-from runtime.config import RuntimeConfig, SupervisionConfig
+from runtime.config import RuntimeConfig, SupervisionConfig, TracerConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -103,8 +103,10 @@ async def test_an_actor_crashing_too_often_stays_down_and_the_runtime_degrades()
 
 async def test_a_crashed_tracer_costs_reports_not_answers() -> None:
     registry, _, _ = counting_registry()
+    # No batch window: each report is handled before the test looks (deterministic).
+    config = RuntimeConfig(tracer=TracerConfig(batch_window=0))
     with anyio.fail_after(10):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, config) as rt:
             assert rt.tracer is not None
             rt.tracer.handle_cast = explode  # type: ignore[method-assign]
             for i in range(3):

@@ -87,8 +87,11 @@ class SelectorActor(Actor[Any]):
         clock: Callable[[], float] = anyio.current_time,
         name: str = "selector",
         mailbox_size: int = 4096,
+        linger: float = 0.0,
     ) -> None:
-        super().__init__(name, mailbox_size=mailbox_size)
+        # ``linger`` batches observations; it never delays a ranking, since a call ends
+        # the pause and casts sent before it are applied first (see runtime.actor).
+        super().__init__(name, mailbox_size=mailbox_size, linger=linger)
         self._settings = settings if settings is not None else SelectorSettings()
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
