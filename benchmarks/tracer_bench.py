@@ -17,8 +17,12 @@ OpenTelemetry bridge's cost per record (``OtelBridge.emit`` into the same batch 
 
 Figures are process-CPU microseconds per item (medians of repeated runs), except the
 ``*_wall_us`` ones.  Each measurement is a named function returning a dict of figures;
-the final JSON line is their union.  ``tracer_overhead_us`` (executor with the tracer on vs off) and
-``tracer_vs_otel_span`` are to be added as further measurement functions.
+the final JSON line is their union.
+
+End to end: ``tracer_overhead_us`` -- process-CPU per call of ``Executor.execute`` with a
+running ``TracerActor`` (default batch window) as its observer, minus the same without
+it, alternating in one event loop, so the actor's own work is paid for too; and
+``tracer_vs_otel_span`` -- that cost over ``otel_span_us`` (goal <= 0.1).
 
     python benchmarks/tracer_bench.py [--quick]
 """
@@ -39,9 +43,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import anyio
 from _common import emit, parse_args
 
 from runtime.calls import CallReport
+from runtime.executor import Executor
+from runtime.tools import ToolContext, ToolRegistry
+from runtime.tracer.actor import TracerActor
 from runtime.tracer.records import TraceRecord, record_from_report
 from runtime.tracer.redact import Redactor
 from runtime.tracer.sketch import QuantileSketch
@@ -280,7 +288,48 @@ def measure_sketches(quick: bool) -> Figures:
     return figures
 
 
+async def _overhead(calls: int, rounds: int) -> tuple[float, float]:
+    registry = ToolRegistry()
+
+    @registry.tool("CI", "search")
+    async def search(ctx: ToolContext, params: Any) -> Any:
+        return {"records": [{"ci_id": i, "ci_name": f"host-{i}"} for i in range(20)]}
+
+    ctx = ToolContext(tenant_id="acme")
+    params = {"keywords": ["db"], "limit": 20, "api_key": "s3cret"}
+    bare = Executor(registry)
+    tracer = TracerActor(10_000, linger=0.002)
+    traced = Executor(registry, observers=[tracer])
+    off: list[float] = []
+    on: list[float] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(tracer.serve)
+        for _ in range(rounds):
+            for executor, sink in ((bare, off), (traced, on)):
+                started = time.process_time()
+                for _ in range(calls):
+                    await executor.execute("CI", "search", params, ctx)
+                await anyio.sleep(0.01)  # let the tracer drain inside the timed region
+                sink.append((time.process_time() - started) / calls * 1e6)
+        tg.cancel_scope.cancel()
+    return statistics.median(off), statistics.median(on)
+
+
+def measure_tracer_overhead(quick: bool) -> Figures:
+    calls, rounds = (2_000, 5) if quick else (10_000, 7)
+    figures: Figures = {}
+    for backend in ("trio", "asyncio"):
+        off, on = anyio.run(_overhead, calls, rounds, backend=backend)
+        figures[f"executor_call_us_{backend}"] = off
+        figures[f"tracer_overhead_us_{backend}"] = max(on - off, 0.0)
+    figures["tracer_overhead_us"] = max(
+        figures["tracer_overhead_us_trio"], figures["tracer_overhead_us_asyncio"]
+    )
+    return figures
+
+
 MEASUREMENTS: dict[str, Callable[[bool], Figures]] = {
+    "tracer_overhead": measure_tracer_overhead,
     "otel_span": measure_otel_span,
     "record_pipeline": measure_record_pipeline,
     "otel_bridge": measure_otel_bridge,
@@ -295,7 +344,12 @@ def main(argv: list[str] | None = None) -> None:
         result = measure(args.quick)
         print(f"{name}: {result}")
         figures.update(result)
-    for name in ("tracer_observe_lazy_us", "tracer_record_us", "tracer_record_minimal_us"):
+    for name in (
+        "tracer_overhead_us",
+        "tracer_observe_lazy_us",
+        "tracer_record_us",
+        "tracer_record_minimal_us",
+    ):
         ratio_name = name.removesuffix("_us") + "_vs_otel_span"
         figures[ratio_name] = round(figures[name] / figures["otel_span_us"], 3)
     for key, value in figures.items():

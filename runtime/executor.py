@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from runtime.calls import (
     CURRENT_SPAN,
@@ -114,6 +115,9 @@ class Executor:
                 f"params for {tool_type}.{operation} must be a mapping, got {type(params).__name__}"
             )
         tool_type = str(tool_type)
+        # Every call is a checkpoint, as every trio API is: a loop of cache hits or of
+        # tools that never await would otherwise starve the actors (and the app).
+        await anyio.lowlevel.checkpoint()
         try:
             spec = self.registry.get(tool_type, operation)
         except ToolNotFound as exc:
