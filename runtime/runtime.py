@@ -30,7 +30,7 @@ from runtime.cache.redis import RedisSettings, RedisTier
 from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, IdGenerator
 from runtime.config import RedisConfig, RuntimeConfig
-from runtime.errors import AllCandidatesFailed
+from runtime.errors import AllCandidatesFailed, ToolNotFound
 from runtime.executor import Executor, failure_exception
 from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
@@ -62,8 +62,9 @@ class RuntimeHealth:
 class BestResult:
     """What :meth:`Runtime.execute_best` answered, and how it got there.
 
-    ``chosen`` is the candidate that answered; ``fallback_used`` is true when it was not
-    the first one tried; ``attempts`` lists the candidates that failed before it.
+    ``chosen`` is the candidate that answered; ``fallback_used`` is true when a candidate
+    ran and failed before it; ``attempts`` lists, in order, the candidates skipped because
+    they would reject the params (or are not registered) and those that failed.
     """
 
     data: Any
@@ -175,21 +176,38 @@ class Runtime:
         cached = await self._cached_candidates(selector, intent, params, context)
         first: Ranked = await selector.choose(intent, strategy, cached)
         ranked: list[Ranked] = await selector.rank(intent, strategy, cached)
-        order = [first, *(r for r in ranked if r.candidate != first.candidate)]
         attempts: list[tuple[str, str, BaseException]] = []
-        for candidate in order:
+        order: list[Ranked] = []
+        for candidate in (first, *(r for r in ranked if r.candidate != first.candidate)):
+            # Candidates that would reject the params are skipped, not run: a caller's
+            # params that fit another tool are no failure of this one.
+            rejected = self._rejection(candidate, params)
+            if rejected is None:
+                order.append(candidate)
+            else:
+                attempts.append((candidate.tool_type, candidate.operation, rejected))
+        for tried, candidate in enumerate(order):
             result = await self.executor.execute_result(
                 candidate.tool_type,
                 candidate.operation,
                 params,
                 context,
-                fallback_used=bool(attempts),
+                fallback_used=tried > 0,
             )
             if result.success:
-                return BestResult(result.data, candidate, bool(attempts), tuple(attempts))
+                return BestResult(result.data, candidate, tried > 0, tuple(attempts))
             error = failure_exception(candidate.tool_type, candidate.operation, result)
             attempts.append((candidate.tool_type, candidate.operation, error))
         raise AllCandidatesFailed(intent_name(intent), attempts)
+
+    def _rejection(self, candidate: Ranked, params: Mapping[str, Any]) -> Exception | None:
+        if candidate.candidate not in self.registry:
+            return ToolNotFound(
+                candidate.tool_type,
+                candidate.operation,
+                self.registry.operations(candidate.tool_type),
+            )
+        return self.registry.get(*candidate.candidate).rejects(params)
 
     def _require_selector(self) -> SelectorActor:
         if self.selector is None:

@@ -159,3 +159,34 @@ async def test_execute_best_spreads_near_equal_candidates_by_load() -> None:
         gate.set()
     assert used["series"] >= 5
     assert used["aggregate"] >= 5
+
+
+async def test_candidates_that_would_reject_the_params_are_skipped_not_run() -> None:
+    from runtime import InvalidParams
+
+    registry = ToolRegistry()
+    ran: Counter[str] = Counter()
+
+    def needs_ci_id(params: Mapping[str, Any]) -> None:
+        if "ci_id" not in params:
+            raise InvalidParams("CI", "get", "ci_id", "is required")
+
+    @registry.tool("CI", "get", validator=needs_ci_id)
+    async def get(ctx: ToolContext, params: Mapping[str, Any]) -> Any:
+        ran["get"] += 1
+        return "get"
+
+    @registry.tool("CI", "search")
+    async def search(ctx: ToolContext, params: Mapping[str, Any]) -> Any:
+        ran["search"] += 1
+        return "search"
+
+    async with open_runtime(registry, no_cache()) as rt:
+        for _ in range(5):
+            best = await rt.execute_best("LOOKUP", {"keywords": ["db"]}, CTX)
+            assert best.data == "search"
+            assert not best.fallback_used
+            assert [(t, o, type(e)) for t, o, e in best.attempts] == [("CI", "get", InvalidParams)]
+        assert (await rt.execute_best("LOOKUP", {"ci_id": 1}, CTX)).attempts == ()
+    assert ran["search"] >= 5
+    assert ran["search"] + ran["get"] == 6

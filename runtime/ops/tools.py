@@ -136,4 +136,5 @@ def register_ops_tools(registry: ToolRegistry, db: OpsDatabase) -> None:
             description=definition.description,
             side_effects=definition.side_effects,
             params_schema=definition.params_schema,
+            validator=partial(validate_params, definition.tool_type, definition.operation),
         )

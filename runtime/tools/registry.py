@@ -13,12 +13,14 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
-from runtime.errors import ToolNotFound
+from runtime.errors import InvalidParams, ToolNotFound
 from runtime.tools.model import ToolContext, ToolResult
 
-__all__ = ["Tool", "ToolRegistry", "ToolSpec", "safe_execute"]
+__all__ = ["ParamsValidator", "Tool", "ToolRegistry", "ToolSpec", "safe_execute"]
 
 ToolFunction = Callable[[ToolContext, Mapping[str, Any]], Awaitable[Any]]
+ParamsValidator = Callable[[Mapping[str, Any]], object]
+"""Checks params without running the tool; raises InvalidParams when it would reject them."""
 F = TypeVar("F", bound=ToolFunction)
 
 
@@ -51,10 +53,25 @@ class ToolSpec:
     description: str = ""
     side_effects: bool = False
     params_schema: Mapping[str, Any] | None = None
+    validator: ParamsValidator | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.tool_type, self.operation)
+
+    def rejects(self, params: Mapping[str, Any]) -> InvalidParams | None:
+        """The tool's validation error for ``params`` without running it, if it has one.
+
+        Lets ``execute_best`` skip a candidate that cannot take the params instead of
+        running it to watch it fail (and counting that as the tool's failure).
+        """
+        if self.validator is None:
+            return None
+        try:
+            self.validator(params)
+        except InvalidParams as exc:
+            return exc
+        return None
 
 
 def _name(value: object, what: str) -> str:
@@ -78,8 +95,14 @@ class ToolRegistry:
         description: str = "",
         side_effects: bool = False,
         params_schema: Mapping[str, Any] | None = None,
+        validator: ParamsValidator | None = None,
     ) -> ToolSpec:
-        """Register ``tool`` (an object with ``execute`` or an async function)."""
+        """Register ``tool`` (an object with ``execute`` or an async function).
+
+        ``validator`` (optional) checks params without running the tool, raising
+        :class:`InvalidParams`; the selector's ``execute_best`` uses it to skip candidates
+        that cannot take the params.
+        """
         key = (_name(tool_type, "tool_type"), _name(operation, "operation"))
         if key in self._specs:
             raise ValueError(f"a tool is already registered for ({key[0]}, {key[1]})")
@@ -92,7 +115,7 @@ class ToolRegistry:
                 f"tool for ({key[0]}, {key[1]}) must define async execute(ctx, params) "
                 f"or be an async function, got {tool!r}"
             )
-        spec = ToolSpec(key[0], key[1], impl, description, side_effects, params_schema)
+        spec = ToolSpec(key[0], key[1], impl, description, side_effects, params_schema, validator)
         self._specs[key] = spec
         return spec
 
@@ -104,6 +127,7 @@ class ToolRegistry:
         description: str = "",
         side_effects: bool = False,
         params_schema: Mapping[str, Any] | None = None,
+        validator: ParamsValidator | None = None,
     ) -> Callable[[F], F]:
         """Decorator form of :meth:`register` for async functions ``(ctx, params)``."""
 
@@ -115,6 +139,7 @@ class ToolRegistry:
                 description=description or (function.__doc__ or "").strip(),
                 side_effects=side_effects,
                 params_schema=params_schema,
+                validator=validator,
             )
             return function
 
