@@ -107,10 +107,27 @@ def volatile_keys(extra: Iterable[str] = ()) -> frozenset[str]:
     return VOLATILE_KEYS.union(extra)
 
 
+_LEAVES: Final = frozenset({str, int, bool, type(None)})
+_STR: Final = frozenset({str})
+
+
 def _check(value: Any, path: str, depth: int) -> None:
     """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc)."""
     if depth > _MAX_DEPTH:
         raise Uncacheable(f"nested deeper than {_MAX_DEPTH} levels", path)
+    # Fast paths, all in C: containers of exact leaf types (``ci_ids`` of 300 ints, say)
+    # are checked without a Python-level step per element or a path string per element.
+    kind = type(value)
+    if kind in _LEAVES:
+        return
+    if (kind is list or kind is tuple) and _LEAVES.issuperset(map(type, value)):
+        return
+    if (
+        kind is dict
+        and _STR.issuperset(map(type, value))
+        and _LEAVES.issuperset(map(type, value.values()))
+    ):
+        return
     # bool before int: bool is an int subclass, and it stays distinct in JSON anyway.
     if value is None or isinstance(value, str | bool | int):
         return
