@@ -3,26 +3,19 @@
 Everything the runtime runs lives in the task group opened here, so leaving the ``async
 with`` block leaves no task behind -- on trio and on asyncio alike.
 
-Actors are supervised one-for-one, as in OTP: an actor that crashes has already failed
-its waiting callers (see :mod:`runtime.actor`); its supervisor logs the crash and serves
-it again with fresh state, up to ``supervision.max_restarts`` times within
-``supervision.window``.  Past that the actor stays down and the runtime degrades instead
-of dying: a dead cache means calls bypass it, a dead tracer means reports are dropped
-and counted.  The host application keeps serving either way, and :meth:`Runtime.health`
-says what is down and why.
+Actors are supervised one-for-one (:mod:`runtime.supervisor`): a crashed actor is
+restarted with fresh state, and one that crashes too often is left down while the
+runtime degrades around it; :meth:`Runtime.health` says what is down and why.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
 import attrs
-from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.actor import Actor, ActorStats
 from runtime.cache.actor import CacheActor
@@ -37,12 +30,11 @@ from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
 from runtime.selector.actor import SelectorActor
 from runtime.selector.intents import intent_name
+from runtime.supervisor import Supervisor
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
 from runtime.tracer.actor import TracerActor
 
 __all__ = ["BestResult", "Runtime", "RuntimeHealth", "open_runtime"]
-
-log = logging.getLogger("runtime")
 
 
 @attrs.frozen(slots=True)
@@ -109,8 +101,7 @@ class Runtime:
         """Named compositions: the built-in ones plus those declared in config."""
         self._actors = actors
         self._running_pipelines = 0
-        self._crashes: dict[str, int] = {actor.name: 0 for actor in actors}
-        self._down: dict[str, str] = {}
+        self._supervisor = Supervisor(config.supervision)
 
     async def execute(
         self,
@@ -276,41 +267,9 @@ class Runtime:
     def health(self) -> RuntimeHealth:
         return RuntimeHealth(
             actors={actor.name: actor.stats() for actor in self._actors},
-            crashes=dict(self._crashes),
-            down=dict(self._down),
+            crashes=dict(self._supervisor.crashes),
+            down=dict(self._supervisor.down),
         )
-
-    async def _supervise(
-        self, actor: Actor[Any], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        supervision = self.config.supervision
-        recent: deque[float] = deque()
-        status: TaskStatus[None] | None = task_status
-        while True:
-            try:
-                if status is not None:
-                    first, status = status, None
-                    await actor.serve(task_status=first)
-                else:
-                    await actor.serve()
-                return
-            except Exception as exc:
-                self._crashes[actor.name] += 1
-                now = anyio.current_time()
-                recent.append(now)
-                while recent and now - recent[0] > supervision.window:
-                    recent.popleft()
-                if len(recent) > supervision.max_restarts:
-                    self._down[actor.name] = f"{type(exc).__name__}: {exc}"
-                    log.error(
-                        "actor %s crashed %d times within %gs; leaving it down",
-                        actor.name,
-                        len(recent),
-                        supervision.window,
-                        exc_info=exc,
-                    )
-                    return
-                log.warning("actor %s crashed; restarting it", actor.name, exc_info=exc)
 
 
 @asynccontextmanager
@@ -372,7 +331,7 @@ async def open_runtime(
         # own exceptions should reach its own except clauses unchanged.
         error: Exception | None = None
         async with anyio.create_task_group() as group:
-            await _start_actors(group, runtime)
+            await runtime._supervisor.start(group, runtime._actors)
             try:
                 yield runtime
             except Exception as exc:
@@ -397,8 +356,3 @@ def redis_settings(config: RedisConfig) -> RedisSettings:
         generation_cache_s=config.generation_cache,
         max_connections=config.max_connections,
     )
-
-
-async def _start_actors(group: TaskGroup, runtime: Runtime) -> None:
-    for actor in runtime._actors:
-        await group.start(runtime._supervise, actor)
