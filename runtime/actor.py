@@ -5,9 +5,11 @@ The contract is Erlang's gen_server, restated for structured concurrency:
 * ``call`` is request/reply.  It ends with the reply, with :class:`ActorUnavailable`
   (the actor died or stopped; its crash is chained as ``__cause__``), or with the
   caller's own timeout -- never with a hang.
-* ``cast`` is fire-and-forget with ``send_nowait``.  It never blocks the caller; when the
-  mailbox is full the message is dropped and counted.  Telemetry uses casts so a tool
-  call never waits for an observer.
+* ``cast`` is fire-and-forget.  It never blocks the caller; when the mailbox is full the
+  message is dropped and counted.  Telemetry uses casts so a tool call never waits for
+  an observer.  Casts queue beside the call mailbox and only the first of a batch wakes
+  the actor (one task switch per batch, not per message); every cast is handled before
+  any call sent after it, so a call always sees the effect of earlier casts.
 * When the actor stops -- crash, cancellation or :meth:`Actor.stop` -- it fails every
   deferred reply, drains its mailbox failing each waiting caller, and closes the mailbox
   so later calls fail at once.
@@ -136,10 +138,10 @@ class Actor(Generic[M]):
     def __init__(self, name: str, *, mailbox_size: float = 1024, linger: float = 0.0) -> None:
         """``mailbox_size`` bounds the mailbox; ``math.inf`` only where drops are unsafe.
 
-        ``linger`` (seconds) makes the actor pause after each batch so that the next one
-        is bigger: for actors fed mostly by casts (the tracer), where waking once per
-        message costs a task switch per tool call, but a reply delayed by ``linger`` is
-        harmless.  Keep it 0 for actors whose calls are on a request's path.
+        ``linger`` (seconds): when woken by casts, the actor waits this long for more
+        before handling them, so one wake-up serves many (the tracer and the selector
+        observe every tool call).  A call ends the wait at once and is served after the
+        casts sent before it, so calls are never delayed by ``linger``.
         """
         if not mailbox_size >= 1:
             raise ValueError(f"mailbox_size must be >= 1, got {mailbox_size}")

@@ -205,26 +205,42 @@ class CacheConfig:
 class TracerConfig:
     """The execution tracer: how much it keeps and what it never shows.
 
-    ``batch_window``: after each batch of reports the tracer pauses this long so the next
-    batch is bigger -- one wake-up per window instead of one per tool call.  Records and
-    stats are at most this late; 0 turns batching off.
+    ``batch_window``: once woken by a report, the tracer waits this long for more before
+    handling them -- one wake-up per window instead of one per tool call.  Reads (stats,
+    records, export) are never delayed: a call ends the wait and sees every earlier
+    report.  0 turns batching off.  ``redact_keys`` are matched as case-insensitive
+    substrings of param names at any depth (see ``runtime.tracer.redact``).
     """
 
     enabled: bool = True
     max_records: PosInt = 10_000
     mailbox_size: PosInt = 8192
-    redact_keys: tuple[str, ...] = ("password", "token", "secret", "api_key", "authorization")
+    redact_keys: tuple[str, ...] = (
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "cookie",
+        "credential",
+        "private_key",
+    )
     export_dir: str = "var/traces"
     batch_window: Seconds = 0.002
 
 
 @attrs.frozen(slots=True)
 class ProfileConfig:
-    """What a tool operation is expected to be like before anything is observed."""
+    """What a tool operation is expected to be like before anything is observed.
 
-    accuracy: Fraction = 0.8
-    completeness: Fraction = 0.8
-    latency: Seconds = 0.05
+    Omitted fields take the same values as a tool with no profile at all.
+    """
+
+    accuracy: Fraction = 0.5
+    completeness: Fraction = 0.5
+    latency: Seconds = 0.1
     intent_bonus: dict[str, Fraction] = attrs.field(factory=dict)
 
 

@@ -159,3 +159,17 @@ def test_valid_configs_round_trip_through_plain_data_and_yaml(document: dict[str
     plain = config_to_dict(config)
     assert config_from_dict(plain) == config
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(plain))) == config
+
+
+def test_defaults_shared_with_other_modules_agree() -> None:
+    from runtime.config import ProfileConfig, TracerConfig
+    from runtime.selector.profiles import DEFAULT_PROFILE
+    from runtime.tracer.redact import DEFAULT_REDACT_KEYS
+
+    assert TracerConfig().redact_keys == DEFAULT_REDACT_KEYS
+    profile = ProfileConfig()
+    assert (profile.accuracy, profile.completeness, profile.latency) == (
+        DEFAULT_PROFILE.accuracy,
+        DEFAULT_PROFILE.completeness,
+        DEFAULT_PROFILE.latency_prior_s,
+    )
