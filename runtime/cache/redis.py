@@ -175,8 +175,8 @@ class RedisSettings:
         if self.backoff_max_s < self.backoff_initial_s:
             raise fail(
                 "backoff_max_s",
-                f"must be >= backoff_initial_s ({self.backoff_initial_s:g}), "
-                f"got {self.backoff_max_s:g}",
+                f"must not be below the initial backoff ({self.backoff_initial_s:g}s), "
+                f"got {self.backoff_max_s:g}s",
             )
         gen = self.generation_cache_s
         if (
@@ -202,9 +202,15 @@ class RedisSettings:
 
 @attrs.frozen(slots=True)
 class Hit:
-    """The shared tier had a valid value; ``value`` is a fresh object, never shared."""
+    """The shared tier had a valid value; ``value`` is a fresh object, never shared.
+
+    ``ttl_s`` is how long Redis will keep the value still (``PTTL``), so a tier above can
+    keep its copy no longer than the shared one lives; None when Redis did not say.  It is
+    left out of equality: two hits of the same value are the same answer.
+    """
 
     value: Any
+    ttl_s: float | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(slots=True)
@@ -480,14 +486,18 @@ class RedisTier:
     async def get(self, key: CacheKeyLike) -> Hit | Miss:
         """The value stored for ``key``, or a :class:`Miss` saying why not."""
 
-        async def lookup(client: coredis.Redis[bytes]) -> tuple[bytes, bytes | None]:
+        async def lookup(client: coredis.Redis[bytes]) -> tuple[bytes, bytes | None, int]:
             location = data_key(self._prefix, key, await self._tokens(client, key))
-            return location, await client.get(location)
+            # One round trip for the value and its remaining life.
+            async with client.pipeline(transaction=False) as pipe:
+                value_request = pipe.get(location)
+                pttl_request = pipe.pttl(location)
+            return location, await value_request, await pttl_request
 
         outcome = await self._guarded(lookup)
         if isinstance(outcome, _Failed):
             return Miss(outcome.reason)
-        location, stored = outcome
+        location, stored, pttl_ms = outcome
         if stored is None:
             self._counts["misses"] += 1
             return Miss("absent")
@@ -497,7 +507,8 @@ class RedisTier:
             self._counts[f"{failure.kind}_failures"] += 1
             return Miss(failure.kind)
         self._counts["hits"] += 1
-        return Hit(value)
+        # PTTL: -1 no expiry (not written by us), -2 expired between GET and PTTL.
+        return Hit(value, None if pttl_ms == -1 else max(pttl_ms, 0) / 1000)
 
     async def set(self, key: CacheKeyLike, value: Any, ttl_s: float) -> bool:
         """Store ``value`` for ``ttl_s`` seconds (``SET ... PX``); True when it was written.

@@ -1,4 +1,4 @@
-"""The cache as the executor and the application see it.
+"""The cache as the executor and the application see it: one in-process tier, one shared.
 
 :class:`ResultCacheService` implements the executor's ``ResultCache`` seam: it builds the
 key in the caller's task, asks the :class:`CacheActor`, and plays the part the actor
@@ -7,13 +7,66 @@ It is also what ``runtime.cache`` exposes: invalidation, clearing and statistics
 
 Calls bypass the cache (and are counted) when the tool has side effects, its TTL is 0, its
 params cannot be canonicalised, or its result cannot be stored.  When the cache actor is
-down, calls bypass it too: a broken cache costs its hits, never an answer.
+down, calls bypass it too (both tiers): a broken cache costs its hits, never an answer.
+
+Two tiers
+---------
+
+L1 is the in-process :class:`CacheActor` (pickled :class:`ToolResult`, single-flight).  L2,
+when ``cache.redis`` is configured, is a :class:`RedisTier` shared by every replica, so one
+replica's result spares the others' database.  The actor knows nothing of L2: the service
+drives both, in the caller's task.
+
+- **Lookup.**  L1 first.  Only the caller the actor makes *leader* asks L2 -- in its own
+  task, before it runs the tool -- while followers wait on the leader as usual, so a
+  stampede of N callers on one key costs one Redis GET, not N.  An L2 hit is cast to the
+  actor as the :class:`Fill` (followers are woken with it, L1 keeps it for the lesser of the
+  configured TTL and what Redis has left of the value's, so L1 never outlives L2) and the
+  caller's outcome is ``"hit"`` -- the tool did not run -- counted apart as ``l2_hits``.
+  So per operation, tool executions = L1 misses - coalesced - L2 hits.
+- **Fill.**  A successful result is cast to L1 first (followers are released at once),
+  then written to L2 *inline*, in the leader's task, with ``SET ... PX ttl``.  The write is
+  bounded by the tier's ``op_timeout`` (50 ms by default; a unix-socket round trip is
+  ~0.1 ms) and the open circuit makes it instant while Redis is down, so a slow Redis
+  delays only the leader, only by that much.  Writing in the background would need a task
+  group owned by the service and a bounded queue that drops under load; the inline write is
+  simpler, and nothing in it outlives the call.  Failed results are never written; neither
+  is a fill that an invalidation in this process overtook while the tool ran (the actor
+  drops such a fill from L1 for the same reason).
+- **Invalidation** by key, tool (and operation), tenant, and :meth:`clear`, goes to L2
+  first, then L1: done the other way round, a lookup between the two steps could miss L1,
+  hit the not-yet-invalidated L2 and put the stale value back in L1.  In L2, key
+  invalidation is a DEL, the others bump a generation token (see
+  :mod:`runtime.cache.redis`), and :meth:`clear` drops the values of every process sharing
+  the key prefix.  An invalidation Redis cannot take now is replayed when it answers again.
+- :meth:`contains` answers from L1 only: it is a cheap hint (the selector's "cache
+  availability") and must not cost a network round trip.
+
+JSON, not pickle
+----------------
+
+L1 keeps pickles because they never leave the process; L2 values may come from anyone
+with write access to Redis, so they are JSON (:mod:`runtime.cache.codec`, optionally
+HMAC-signed).  A successful result travels as ``{"data", "warnings", "metadata"}``
+(:func:`to_shared`); the way back (:func:`from_shared`) checks that shape exactly, and
+anything else is a counted ``l2_rejected`` miss.  A result JSON would not give back
+*exactly* (a tuple, a ``datetime``, an ``IntEnum``...) is not written to L2 at all -- the
+tier counts it as ``unencodable`` -- so an L2 hit never differs from an L1 hit.
+
+Failure
+-------
+
+A tool call never fails, and never waits more than ``op_timeout``, because L2 failed: the
+tier answers every failure (down, slow, tampered value, bad signature) with a counted miss,
+and its circuit breaker stops traffic to a dead Redis until a backoff has passed.  Tenant
+isolation holds in L2 as in L1: the tenant is part of the Redis key and, when signing, of
+the MAC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -36,16 +89,45 @@ from runtime.cache.actor import (
     Unshare,
 )
 from runtime.cache.keys import CacheKey, Uncacheable, make_key, volatile_keys
-from runtime.cache.redis import RedisTier
+from runtime.cache.redis import Hit as SharedHit
+from runtime.cache.redis import RedisTier, RedisTierStats
 from runtime.cache.values import freeze, thaw
 from runtime.calls import CacheOutcome
 from runtime.config import CacheConfig
 from runtime.errors import ActorUnavailable
 from runtime.tools import ToolContext, ToolResult, ToolSpec
 
-__all__ = ["CacheReport", "ResultCacheService"]
+__all__ = ["CacheReport", "ResultCacheService", "from_shared", "to_shared"]
 
 Compute = Callable[[], Awaitable[ToolResult]]
+
+
+_SHARED_FIELDS: Final = frozenset({"data", "warnings", "metadata"})
+
+
+def to_shared(result: ToolResult) -> dict[str, Any]:
+    """The L2 form of a successful result (the tier refuses it if JSON would alter it)."""
+    return {
+        "data": result.data,
+        "warnings": list(result.warnings),
+        "metadata": dict(result.metadata),
+    }
+
+
+def from_shared(value: Any) -> ToolResult | None:
+    """The successful result an L2 value holds, or None when it is not :func:`to_shared`'s shape.
+
+    Whatever sits in Redis may have been written by another program or another version:
+    the shape is checked exactly rather than trusted.
+    """
+    if type(value) is not dict or value.keys() != _SHARED_FIELDS:
+        return None
+    warnings, metadata = value["warnings"], value["metadata"]
+    if type(warnings) is not list or any(type(item) is not str for item in warnings):
+        return None
+    if type(metadata) is not dict:
+        return None
+    return ToolResult(True, value["data"], warnings=tuple(warnings), metadata=metadata)
 
 
 @attrs.frozen(slots=True)
@@ -53,15 +135,31 @@ class CacheReport:
     """``runtime.cache.stats()``: the actor's snapshot plus what only callers can count.
 
     ``actor_unavailable`` counts calls that bypassed the cache because the cache actor
-    was down.
+    was down.  With a shared tier: ``l2_hits`` counts leader lookups L2 answered (the
+    tool did not run), ``l2_rejected`` L2 values that decoded but were not a result's
+    shape (treated as misses), ``l2_writes_skipped`` fills not written to L2 because an
+    invalidation overtook them; ``l2`` is the tier's own counters (misses, errors,
+    timeouts, decode/signature failures, circuit state...).  All L2 fields are zero/None
+    without a shared tier.
     """
 
     snapshot: CacheSnapshot
     actor_unavailable: int
+    l2: RedisTierStats | None = None
+    l2_hits: int = 0
+    l2_rejected: int = 0
+    l2_writes_skipped: int = 0
 
     @property
     def hit_rate(self) -> float:
         return self.snapshot.store.hit_rate
+
+    @property
+    def l2_errors(self) -> int:
+        """L2 lookups and writes that failed (error, timeout, refused by the open circuit)."""
+        if self.l2 is None:
+            return 0
+        return self.l2.errors + self.l2.timeouts + self.l2.short_circuits
 
     def to_dict(self) -> dict[str, Any]:
         total = self.snapshot.store.total
@@ -77,6 +175,18 @@ class CacheReport:
                 f"{tool}.{op}": attrs.asdict(counters)
                 for (tool, op), counters in sorted(self.snapshot.store.by_operation.items())
             },
+            "l2": None if self.l2 is None else self._l2_dict(self.l2),
+        }
+
+    def _l2_dict(self, tier: RedisTierStats) -> dict[str, Any]:
+        return {
+            "hits": self.l2_hits,
+            "misses": tier.misses,
+            "errors": self.l2_errors,
+            "circuit": tier.circuit,
+            "rejected": self.l2_rejected,
+            "writes_skipped": self.l2_writes_skipped,
+            "tier": attrs.asdict(tier),
         }
 
 
@@ -91,6 +201,12 @@ class ResultCacheService:
         self.l2 = l2
         self._volatile = volatile_keys(config.volatile_params)
         self._unavailable = 0
+        # Bumped by every invalidation made through this service: a leader that sees it
+        # change while its tool ran does not write its (possibly stale) value to L2.
+        self._invalidations = 0
+        self._l2_hits = 0
+        self._l2_rejected = 0
+        self._l2_writes_skipped = 0
 
     # -- the executor's seam ----------------------------------------------------------
 
@@ -134,28 +250,59 @@ class ResultCacheService:
         if kind is RunYourself:
             return await compute(), "bypass"
         if kind is Lead:
-            return await self._lead(spec, key, reply.epoch, compute), "miss"
+            return await self._lead(spec, key, reply.epoch, compute)
         raise AssertionError(f"unexpected cache reply {reply!r}")  # pragma: no cover
 
     async def _lead(
         self, spec: ToolSpec, key: CacheKey, epoch: int, compute: Compute
-    ) -> ToolResult:
+    ) -> tuple[ToolResult, CacheOutcome]:
+        ttl = self.config.ttl_for(spec.tool_type, spec.operation)
+        invalidations = self._invalidations
         try:
+            if self.l2 is not None:
+                shared = await self._from_l2(key, ttl, epoch)
+                if shared is not None:
+                    return shared, "hit"
             result = await compute()
         except BaseException:
             self.actor.cast(Release(key))  # a follower takes over; never blocks
             raise
         if not result.success:
             self.actor.cast(Fail(key, result))
-            return result
+            return result, "miss"
         try:
             stored = freeze(attrs.evolve(result, exception=None))
         except Uncacheable:
             self.actor.cast(Unshare(key))
             self.actor.cast(RecordBypass(spec.tool_type, spec.operation))
-            return result
-        ttl = self.config.ttl_for(spec.tool_type, spec.operation)
+            return result, "miss"
         self.actor.cast(Fill(key, stored, ttl, epoch))
+        if self.l2 is not None:
+            if invalidations == self._invalidations:
+                await self.l2.set(key, to_shared(result), ttl)
+            else:
+                self._l2_writes_skipped += 1
+        return result, "miss"
+
+    async def _from_l2(self, key: CacheKey, ttl: float, epoch: int) -> ToolResult | None:
+        """The leader's L2 lookup: on a hit, fill L1 (waking followers) and return it."""
+        assert self.l2 is not None
+        found = await self.l2.get(key)
+        if type(found) is not SharedHit:
+            return None
+        result = from_shared(found.value)
+        if result is None:
+            self._l2_rejected += 1
+            return None
+        try:
+            stored = freeze(result)
+        except Uncacheable:  # pragma: no cover - decoded JSON always pickles
+            return None
+        if found.ttl_s is not None:
+            ttl = min(ttl, found.ttl_s)  # L1 must not outlive the shared copy
+        # A ttl of 0 (the value expired as it was read) still wakes the followers.
+        self.actor.cast(Fill(key, stored, ttl, epoch))
+        self._l2_hits += 1
         return result
 
     def _releaser(self, key: CacheKey) -> Callable[[Any], None]:
@@ -171,7 +318,10 @@ class ResultCacheService:
     async def contains(
         self, spec: ToolSpec, params: Mapping[str, Any], context: ToolContext
     ) -> bool:
-        """Whether a live entry answers this call (no recency or statistics touched)."""
+        """Whether a live L1 entry answers this call (no recency or statistics touched).
+
+        L2 is not asked: this is a cheap hint and must not cost a network round trip.
+        """
         key = self.key_for(spec, params, context)
         if key is None:
             return False
@@ -184,28 +334,47 @@ class ResultCacheService:
     async def invalidate(
         self, tool_type: str, operation: str, params: Mapping[str, Any], context: ToolContext
     ) -> int:
-        """Drop the entry one call would hit; returns how many entries were removed."""
+        """Drop the entry one call would hit, in both tiers; returns how many L1 removed."""
         key = make_key(context.tenant_id, str(tool_type), operation, params, self._volatile)
+        self._invalidations += 1
+        if self.l2 is not None:
+            await self.l2.invalidate_key(key)
         removed: int = await self.actor.call(Invalidate(key=key))
         return removed
 
     async def invalidate_tool(self, tool_type: str, operation: str | None = None) -> int:
         """Drop every entry of a tool (or of one of its operations), for every tenant."""
+        self._invalidations += 1
+        if self.l2 is not None:
+            await self.l2.invalidate_tool(str(tool_type), operation)
         removed: int = await self.actor.call(
             Invalidate(tool_type=str(tool_type), operation=operation)
         )
         return removed
 
     async def invalidate_tenant(self, tenant: str) -> int:
-        """Drop every entry of one tenant."""
+        """Drop every entry of one tenant, in both tiers."""
+        self._invalidations += 1
+        if self.l2 is not None:
+            await self.l2.invalidate_tenant(tenant)
         removed: int = await self.actor.call(Invalidate(tenant=tenant))
         return removed
 
     async def clear(self) -> int:
-        """Drop every entry."""
+        """Drop every entry; in L2, every entry under the key prefix, for every process."""
+        self._invalidations += 1
+        if self.l2 is not None:
+            await self.l2.clear()
         removed: int = await self.actor.call(Invalidate())
         return removed
 
     async def stats(self) -> CacheReport:
         snapshot: CacheSnapshot = await self.actor.call(GetStats())
-        return CacheReport(snapshot, self._unavailable)
+        return CacheReport(
+            snapshot,
+            self._unavailable,
+            l2=self.l2.stats() if self.l2 is not None else None,
+            l2_hits=self._l2_hits,
+            l2_rejected=self._l2_rejected,
+            l2_writes_skipped=self._l2_writes_skipped,
+        )
