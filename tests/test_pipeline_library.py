@@ -498,3 +498,22 @@ def test_a_compiled_pipeline_equals_a_hand_written_one_in_structure() -> None:
         "plain", {"steps": [{"name": "a", "tool": "CI", "operation": "get", "params": {"x": 1}}]}
     )
     assert pipeline == Pipeline("plain", [Step("a", "CI", "get", {"x": 1})])
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("2s", 2.0), ("500ms", 0.5), (3, 3.0)])
+def test_step_timeouts_are_durations_like_the_rest_of_the_config(
+    written: object, seconds: float
+) -> None:
+    document = valid()
+    document["steps"][1]["parallel"][1]["timeout"] = written
+    metrics = compile_composition("triage", document).steps[1].steps[1]
+    assert metrics.timeout == seconds
+
+
+@pytest.mark.parametrize("written", ["soon", "-1s", 0, True])
+def test_bad_step_timeouts_name_the_key(written: object) -> None:
+    document = valid()
+    document["steps"][1]["parallel"][1]["timeout"] = written
+    with pytest.raises(ConfigError) as caught:
+        compile_composition("triage", document)
+    assert caught.value.path == "compositions.triage.steps[1].parallel[1].timeout"

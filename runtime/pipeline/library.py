@@ -38,13 +38,13 @@ so the format is exercised by the code that ships, not only by tests.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from runtime.config import parse_duration
 from runtime.errors import (
     ConfigError,
     InvalidParams,
@@ -315,12 +315,16 @@ class _Compiler:
             )
 
         timeout = entry.get("timeout")
-        if timeout is not None and not (
-            _is_number(timeout) and timeout > 0 and math.isfinite(timeout)
-        ):
-            raise self.fail(
-                f"{where}.timeout", name, f"expected a positive number, got {timeout!r}"
-            )
+        if timeout is not None:
+            # A duration like every other in the configuration: 500ms, 2s, 1m or seconds.
+            try:
+                timeout = parse_duration(timeout, f"{where}.timeout")
+            except ConfigError as exc:
+                raise self.fail(f"{where}.timeout", name, exc.problem) from None
+            if not timeout > 0:
+                raise self.fail(
+                    f"{where}.timeout", name, f"expected a positive duration, got {timeout!r}"
+                )
         retries = entry.get("retries", 0)
         if not _is_int(retries) or retries < 0:
             raise self.fail(
