@@ -10,6 +10,7 @@ runtime degrades around it; :meth:`Runtime.health` says what is down and why.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -87,6 +88,7 @@ class Runtime:
         tracer: TracerActor | None = None,
         selector: SelectorActor | None = None,
         compositions: Mapping[str, Pipeline] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -100,6 +102,7 @@ class Runtime:
         self.compositions: Mapping[str, Pipeline] = dict(compositions or {})
         """Named compositions: the built-in ones plus those declared in config."""
         self._actors = actors
+        self._rng = rng if rng is not None else random.Random()
         self._running_pipelines = 0
         self._supervisor = Supervisor(config.supervision)
 
@@ -255,6 +258,7 @@ class Runtime:
                 self.executor,
                 deadline=deadline,
                 max_concurrency=self.config.pipeline.max_concurrency,
+                rng=self._rng,
             )
         finally:
             self._running_pipelines -= 1
@@ -279,12 +283,15 @@ async def open_runtime(
     *,
     observers: tuple[CallObserver, ...] = (),
     ids: IdGenerator | None = None,
+    rng: random.Random | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start a runtime for the tools in ``registry``; stop everything on exit.
 
     ``observers`` are extra :class:`~runtime.calls.CallObserver` instances told about
     every call, next to the built-in tracer and selector.  ``ids`` fixes the span/trace
-    id generator (pass ``IdGenerator(seed="...")`` for replayable ids in tests).
+    id generator (pass ``IdGenerator(seed="...")`` for replayable ids in tests), ``rng``
+    the random source of retry jitter and of the selector's tie-breaks (pass a seeded
+    ``random.Random`` to replay them).
     """
     config = config if config is not None else RuntimeConfig()
     ids = ids if ids is not None else IdGenerator()
@@ -310,6 +317,7 @@ async def open_runtime(
         if config.selector.enabled:
             selector = SelectorActor(
                 SelectorSettings.from_config(config.selector),
+                rng=random.Random(rng.random()) if rng is not None else None,
                 mailbox_size=config.selector.mailbox_size,
                 linger=config.selector.batch_window,
             )
@@ -325,6 +333,7 @@ async def open_runtime(
             tracer=tracer,
             selector=selector,
             compositions=compositions,
+            rng=rng,
         )
         # An error raised in the caller's block is re-raised as itself once the actors
         # have stopped, not wrapped in the task group's ExceptionGroup: the application's

@@ -1,0 +1,306 @@
+"""A stateful-test base that drives one live runtime across hypothesis rules.
+
+Hypothesis' :class:`~hypothesis.stateful.RuleBasedStateMachine` is synchronous (async
+machines are hypothesis#3712), and a fresh event loop per rule would restart the actors
+between rules -- the very state under test.  The working pattern (verified on both
+backends, see docs/testing.md) is a plain machine that owns an anyio **blocking portal**:
+an event loop on a worker thread that lives as long as the machine.  ``__init__`` starts
+the portal and enters :func:`~runtime.testing.runtime.open_test_runtime` inside it, rules
+call into the runtime through the portal (about 150 us a call), and ``teardown`` leaves
+the runtime and stops the loop -- so nothing outlives an example.
+
+The portal's loop runs on virtual time by default (``MockClock`` on trio,
+:class:`~runtime.testing.clock.VirtualTimeLoop` on asyncio), so :meth:`advance` moves
+the clock by exactly the amount asked, instantly, and TTLs can be tested as data.
+
+Built-in invariants, checked after every rule while :meth:`is_idle`:
+
+* :meth:`no_leaked_waiters` -- no actor holds a deferred reply, no follower waits;
+* :meth:`single_flight_empty` -- the cache's single-flight table is empty;
+* :meth:`cache_stats_add_up` -- per (tool, operation) of every registered
+  :class:`~runtime.testing.fakes.ScriptedTool`: tool executions = misses - coalesced +
+  bypasses (exact while every result could be stored and no caller was cancelled; see
+  :attr:`exact_cache_accounting`);
+* :meth:`no_cross_tenant_hit` -- every answer that names a tenant (see
+  :meth:`answer_tenant`) named the caller's.
+
+Subclasses add rules and invariants of their own, and may override the hooks
+:meth:`make_registry` (required), :meth:`make_config`, :meth:`is_idle` and
+:meth:`answer_tenant`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis.stateful import RuleBasedStateMachine, invariant
+
+from runtime.cache.service import CacheReport
+from runtime.cache.store import CacheCounters
+from runtime.config import RuntimeConfig
+from runtime.pipeline import Pipeline, PipelineResult
+from runtime.runtime import Runtime
+from runtime.testing.clock import virtual_time_backend_options
+from runtime.testing.fakes import ScriptedTool
+from runtime.testing.runtime import open_test_runtime
+from runtime.tools import ToolContext, ToolRegistry, ToolResult
+
+__all__ = ["BACKEND_ENV", "RuntimeStateMachine"]
+
+T = TypeVar("T")
+
+BACKEND_ENV = "RUNTIME_TEST_BACKEND"
+"""Environment variable naming the backend when the class does not (default ``trio``)."""
+
+
+class RuntimeStateMachine(RuleBasedStateMachine):
+    """Base class of stateful tests against a live runtime; see the module docstring."""
+
+    backend: ClassVar[str | None] = None
+    """``"trio"`` or ``"asyncio"``; None reads :data:`BACKEND_ENV` (default ``trio``)."""
+    virtual_time: ClassVar[bool] = True
+    """Run the portal's loop on virtual time."""
+    seed: ClassVar[int | str] = 0
+    """Seed of the runtime's ids (see :func:`~runtime.testing.runtime.open_test_runtime`)."""
+    call_timeout: ClassVar[float] = 3600.0
+    """Bound on every call made through the helpers (virtual seconds, when virtual)."""
+    exact_cache_accounting: ClassVar[bool] = True
+    """Set False when rules cancel callers: a cancelled leader's lookup never runs the tool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cross_tenant_answers: list[str] = []
+        self.answers_checked = 0
+        self.registry = self.make_registry()
+        self._stack = ExitStack()
+        backend = self.backend_name()
+        options = virtual_time_backend_options(backend) if self.virtual_time else {}
+        try:
+            self.portal: BlockingPortal = self._stack.enter_context(
+                start_blocking_portal(backend, options)
+            )
+            self.runtime: Runtime = self._stack.enter_context(
+                self.portal.wrap_async_context_manager(
+                    open_test_runtime(
+                        self.registry, self.make_config(), seed=self.seed, check_quiescent=False
+                    )
+                )
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def make_registry(self) -> ToolRegistry:
+        """The tools of the runtime under test (called once per example, in ``__init__``)."""
+        raise NotImplementedError(f"{type(self).__name__} must define make_registry()")
+
+    def make_config(self) -> RuntimeConfig | None:
+        """The runtime's configuration (default: the defaults)."""
+        return None
+
+    def is_idle(self) -> bool:
+        """Whether nothing is in progress between rules (the idle invariants apply)."""
+        return True
+
+    def answer_tenant(self, data: Any) -> str | None:
+        """The tenant an answer belongs to, or None if it does not say.
+
+        Default: ``data["tenant"]``, looking through a ``"result"`` wrapper (the form of
+        a scripted tool's ``huge`` answer).
+        """
+        while isinstance(data, Mapping):
+            tenant = data.get("tenant")
+            if isinstance(tenant, str):
+                return tenant
+            data = data.get("result")
+        return None
+
+    @classmethod
+    def backend_name(cls) -> str:
+        backend = cls.backend or os.environ.get(BACKEND_ENV) or "trio"
+        if backend not in ("trio", "asyncio"):
+            raise ValueError(f"backend must be 'trio' or 'asyncio', got {backend!r}")
+        return backend
+
+    # -- helpers for rules --------------------------------------------------------------------
+
+    def run(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``await function(*args)`` in the runtime's loop, bounded by ``call_timeout``."""
+        result: T = self.portal.call(self._bounded, function, args)
+        return result
+
+    async def _bounded(self, function: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+        with anyio.fail_after(self.call_timeout):
+            return await function(*args)
+
+    def execute(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext | str,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """``runtime.execute`` through the portal; the answer is checked for its tenant."""
+        ctx = context if isinstance(context, ToolContext) else ToolContext(context)
+        data = self.run(self._execute, tool_type, operation, params, ctx, timeout)
+        self.check_answer(ctx, data)
+        return data
+
+    async def _execute(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        ctx: ToolContext,
+        timeout: float | None,
+    ) -> Any:
+        return await self.runtime.execute(tool_type, operation, params, ctx, timeout=timeout)
+
+    def execute_result(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext | str,
+        *,
+        timeout: float | None = None,
+    ) -> ToolResult:
+        """``runtime.execute_result`` through the portal; a success is tenant-checked."""
+        ctx = context if isinstance(context, ToolContext) else ToolContext(context)
+        result: ToolResult = self.run(
+            self._execute_result, tool_type, operation, params, ctx, timeout
+        )
+        if result.success:
+            self.check_answer(ctx, result.data)
+        return result
+
+    async def _execute_result(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        ctx: ToolContext,
+        timeout: float | None,
+    ) -> ToolResult:
+        return await self.runtime.execute_result(tool_type, operation, params, ctx, timeout=timeout)
+
+    def compose(
+        self,
+        composition: str | Pipeline,
+        params: Mapping[str, Any],
+        context: ToolContext | str,
+    ) -> PipelineResult:
+        """``runtime.compose`` through the portal; every step's answer is tenant-checked.
+
+        A fail-fast failure raises :class:`~runtime.errors.PipelineError` as usual.
+        """
+        ctx = context if isinstance(context, ToolContext) else ToolContext(context)
+        result: PipelineResult = self.run(self._compose, composition, params, ctx)
+        for data in result.results.values():
+            self.check_answer(ctx, data)
+        return result
+
+    async def _compose(
+        self, composition: str | Pipeline, params: Mapping[str, Any], ctx: ToolContext
+    ) -> PipelineResult:
+        return await self.runtime.compose(composition, params, ctx)
+
+    def check_answer(self, context: ToolContext, data: Any) -> None:
+        """Record ``data`` as an answer to ``context``'s tenant (see no_cross_tenant_hit)."""
+        self.answers_checked += 1
+        tenant = self.answer_tenant(data)
+        if tenant is not None and tenant != context.tenant_id:
+            self.cross_tenant_answers.append(
+                f"tenant {context.tenant_id!r} was answered with {tenant!r}'s data: {data!r:.200}"
+            )
+
+    def now(self) -> float:
+        """The runtime's clock (``anyio.current_time()`` in its loop)."""
+        return self.portal.call(anyio.current_time)
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass in the runtime's loop (instant on virtual time)."""
+        self.run(anyio.sleep, seconds)
+
+    def cache_stats(self) -> CacheReport:
+        if self.runtime.cache is None:
+            raise RuntimeError("the cache is disabled in this runtime")
+        return self.run(self.runtime.cache.stats)
+
+    def scripted_tools(self) -> dict[tuple[str, str], ScriptedTool]:
+        """The registered :class:`ScriptedTool` instances by (tool_type, operation)."""
+        return {
+            spec.key: spec.tool
+            for spec in self.registry.specs()
+            if isinstance(spec.tool, ScriptedTool)
+        }
+
+    # -- built-in invariants ------------------------------------------------------------------
+
+    @invariant()
+    def no_leaked_waiters(self) -> None:
+        if not self.is_idle():
+            return
+        # Read in the loop's own thread: actor state belongs to it.
+        health = self.portal.call(self.runtime.health)
+        for name, stats in health.actors.items():
+            assert stats.deferred_replies == 0, (
+                f"actor {name!r} holds {stats.deferred_replies} deferred replies while idle"
+            )
+        if self.runtime.cache is not None:
+            waiting = self.cache_stats().snapshot.waiting_followers
+            assert waiting == 0, f"{waiting} cache followers wait while idle"
+
+    @invariant()
+    def single_flight_empty(self) -> None:
+        if not self.is_idle() or self.runtime.cache is None:
+            return
+        in_flight = self.cache_stats().snapshot.in_flight
+        assert in_flight == 0, f"{in_flight} keys are in flight while idle"
+
+    @invariant()
+    def cache_stats_add_up(self) -> None:
+        if not self.is_idle() or self.runtime.cache is None:
+            return
+        report = self.cache_stats()
+        l2_hits: int = getattr(report, "l2_hits", 0)
+        for key, tool in self.scripted_tools().items():
+            counters = report.snapshot.store.by_operation.get(key, CacheCounters())
+            executions = tool.call_count
+            exact = (
+                self.exact_cache_accounting
+                and l2_hits == 0
+                # The leader of an unstorable result counts as a miss *and* a bypass.
+                and not any(call.action == "unserialisable" for call in tool.calls)
+            )
+            expected = counters.misses - counters.coalesced + counters.bypasses
+            where = f"{key[0]}.{key[1]}"
+            if exact:
+                assert executions == expected, (
+                    f"{where}: {executions} tool executions, but misses - coalesced + "
+                    f"bypasses = {counters.misses} - {counters.coalesced} + "
+                    f"{counters.bypasses} = {expected}"
+                )
+            else:
+                bound = counters.misses + counters.bypasses + report.actor_unavailable
+                assert executions <= bound, (
+                    f"{where}: {executions} tool executions, more than the {bound} "
+                    "lookups that missed or bypassed the cache"
+                )
+
+    @invariant()
+    def no_cross_tenant_hit(self) -> None:
+        assert not self.cross_tenant_answers, "\n".join(self.cross_tenant_answers)
+
+    def teardown(self) -> None:
+        """Leave the runtime and stop the portal's loop."""
+        self._stack.close()
