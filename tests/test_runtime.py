@@ -64,8 +64,8 @@ async def test_a_crashed_cache_actor_is_restarted_and_calls_never_fail() -> None
             actor = rt.cache.actor
             await rt.execute("CI", "get", {"ci_id": 1}, CTX)
             actor.handle_call = explode  # type: ignore[method-assign]
-            # The lookup crashes the actor: this call bypasses the cache and still answers.
-            assert await rt.execute("CI", "get", {"ci_id": 1}, CTX) == {"ci_id": 1}
+            # A miss's lookup crashes the actor: the call bypasses the cache and answers.
+            assert await rt.execute("CI", "get", {"ci_id": 5}, CTX) == {"ci_id": 5}
             del actor.handle_call
             while not actor.running:
                 await anyio.lowlevel.checkpoint()
@@ -77,7 +77,7 @@ async def test_a_crashed_cache_actor_is_restarted_and_calls_never_fail() -> None
             await rt.execute("CI", "get", {"ci_id": 1}, CTX)
             await rt.execute("CI", "get", {"ci_id": 1}, CTX)
             stats = await rt.cache.stats()
-    assert calls["get"] == 3
+    assert calls["get"] == 3  # ci_id 1 before the crash, 5 bypassing, 1 after the restart
     assert stats.actor_unavailable == 1
     assert stats.snapshot.store.total.hits == 1
 
