@@ -56,14 +56,15 @@ class BestResult:
     """What :meth:`Runtime.execute_best` answered, and how it got there.
 
     ``chosen`` is the candidate that answered; ``fallback_used`` is true when a candidate
-    ran and failed before it; ``attempts`` lists, in order, the candidates skipped because
-    they would reject the params (or are not registered) and those that failed.
+    ran and failed before it; ``attempts`` lists those failures in order; ``skipped`` the
+    candidates not run because they would reject the params (or are not registered).
     """
 
     data: Any
     chosen: Ranked
     fallback_used: bool
     attempts: tuple[tuple[str, str, BaseException], ...] = ()
+    skipped: tuple[tuple[str, str, BaseException], ...] = ()
 
     @property
     def tool_type(self) -> str:
@@ -171,6 +172,7 @@ class Runtime:
         first: Ranked = await selector.choose(intent, strategy, cached)
         ranked: list[Ranked] = await selector.rank(intent, strategy, cached)
         attempts: list[tuple[str, str, BaseException]] = []
+        skipped: list[tuple[str, str, BaseException]] = []
         order: list[Ranked] = []
         for candidate in (first, *(r for r in ranked if r.candidate != first.candidate)):
             # Candidates that would reject the params are skipped, not run: a caller's
@@ -179,7 +181,7 @@ class Runtime:
             if rejected is None:
                 order.append(candidate)
             else:
-                attempts.append((candidate.tool_type, candidate.operation, rejected))
+                skipped.append((candidate.tool_type, candidate.operation, rejected))
         for tried, candidate in enumerate(order):
             result = await self.executor.execute_result(
                 candidate.tool_type,
@@ -189,10 +191,12 @@ class Runtime:
                 fallback_used=tried > 0,
             )
             if result.success:
-                return BestResult(result.data, candidate, tried > 0, tuple(attempts))
+                return BestResult(
+                    result.data, candidate, tried > 0, tuple(attempts), tuple(skipped)
+                )
             error = failure_exception(candidate.tool_type, candidate.operation, result)
             attempts.append((candidate.tool_type, candidate.operation, error))
-        raise AllCandidatesFailed(intent_name(intent), attempts)
+        raise AllCandidatesFailed(intent_name(intent), [*skipped, *attempts])
 
     def _rejection(self, candidate: Ranked, params: Mapping[str, Any]) -> Exception | None:
         if candidate.candidate not in self.registry:

@@ -343,8 +343,8 @@ def print_report(report: DemoReport, *, plain: bool = False) -> None:
     )
     if report.selector_failed_attempts:
         print(
-            f"{report.selector_failed_attempts} of the errors above are first choices that "
-            "could not take the params; the next candidate answered"
+            f"{report.selector_failed_attempts} of the errors above are candidates that "
+            "failed before the next one answered (execute_best's fallback)"
         )
     if report.traces:
         print("traces exported to: " + ", ".join(report.traces))

@@ -70,9 +70,9 @@ class Choice:
 class Asker:
     """Asks intents as one operator: through the selector, noting failed first tries.
 
-    ``execute_best`` falls back to the next candidate when the selector's choice fails
-    (say, it cannot take these params); the failed attempts are real calls, shown as
-    errors in the per-tool figures, so the report counts them to explain those errors.
+    ``execute_best`` skips candidates that would reject the params and falls back to the
+    next candidate when one fails; the failed attempts are real calls, shown as errors in
+    the per-tool figures, so the report counts them to explain those errors.
     With the selector disabled in the configuration, the intent's candidates are tried
     in their declared order instead, so the demo still runs.
     """
@@ -98,6 +98,10 @@ class Asker:
         candidates = settings.candidates.get(intent, ())
         attempts: list[tuple[str, str, BaseException]] = []
         for tool_type, operation in candidates:
+            if (tool_type, operation) not in self.rt.registry:
+                continue
+            if self.rt.registry.get(tool_type, operation).rejects(params) is not None:
+                continue  # as execute_best does: never run a tool that rejects the params
             result = await self.rt.execute_result(tool_type, operation, params, self.ctx)
             if result.success:
                 return Choice(result.data, tool_type, operation, tuple(attempts), False)
