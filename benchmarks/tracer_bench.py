@@ -5,12 +5,16 @@ The anchor, ``otel_span_us``: one span of the OpenTelemetry SDK with a
 attributes set at start and one after, ``force_flush()`` inside the timed region (so the
 exporter thread's work is paid for too).
 
-Ours, per report, as the tracer actor does it off the caller's path:
-``tracer_observe_lazy_us`` — ``TracerState.observe`` with lazy records (the default:
-count in the aggregate and sketch, keep the report in the ring; the record is built when
-read); ``tracer_record_us`` — ``record_from_report`` (redaction, result sizing/counting)
-plus keeping the record (``lazy_records=False``).  Measured for a typical report (four
-params, one of them a secret; a 20-row result) and a minimal one (no params, no data).
+Ours, per call.  In the caller's task, while the executor builds its report:
+``result_sizer_us`` -- ``ResultSizer.size`` on a 20-row result as most calls see it (an
+exact count and an estimated size), and ``result_size_exact_us`` -- the exact size (its
+compact JSON length), paid on one result in ``DEFAULT_SIZE_EVERY`` per operation.  In
+the actor's task: ``tracer_observe_lazy_us`` -- ``TracerState.observe_many`` over batches
+of 256 reports with lazy records (the default: count each in its aggregate and sketch,
+keep the report in the ring; the record is built when read); ``tracer_record_us`` --
+``record_from_report`` (redaction) plus keeping the record (``lazy_records=False``).
+Measured for a typical report (four params, one of them a secret; a 20-row result's
+count and size, as the executor sends them) and a minimal one (no params, no result).
 
 Also: our quantile sketch against ``ddsketch`` (add cost, accuracy, size), and the
 OpenTelemetry bridge's cost per record (``OtelBridge.emit`` into the same batch exporter).
@@ -52,6 +56,7 @@ from runtime.tools import ToolContext, ToolRegistry
 from runtime.tracer.actor import TracerActor
 from runtime.tracer.records import TraceRecord, record_from_report
 from runtime.tracer.redact import Redactor
+from runtime.tracer.sizing import ResultSizer, result_size_bytes
 from runtime.tracer.sketch import QuantileSketch
 from runtime.tracer.state import TracerState
 
@@ -124,6 +129,14 @@ def measure_otel_span(quick: bool) -> Figures:
 # -- our per-record pipeline -----------------------------------------------------------------
 
 
+TYPICAL_RESULT = {
+    "records": [
+        {"ci_id": f"ci-{k}", "name": f"web-{k:02d}", "type": "server", "status": "up"}
+        for k in range(20)
+    ]
+}
+
+
 def _typical_report(i: int) -> CallReport:
     return CallReport(
         kind="tool_call",
@@ -138,12 +151,9 @@ def _typical_report(i: int) -> CallReport:
         duration_s=0.004 + (i % 97) * 1e-4,
         status="ok",
         params={"query": "web", "limit": 20, "api_key": "k-123", "filters": {"env": "prod"}},
-        data={
-            "records": [
-                {"ci_id": f"ci-{k}", "name": f"web-{k:02d}", "type": "server", "status": "up"}
-                for k in range(20)
-            ]
-        },
+        result_count=20,
+        result_size_bytes=1283,  # result_size_bytes(TYPICAL_RESULT)
+        result_size_estimated=True,
     )
 
 
@@ -171,13 +181,27 @@ def measure_record_pipeline(quick: bool) -> Figures:
     records = [record_from_report(r, redact_keys=redactor) for r in typical]
 
     def observe(reports: list[CallReport], *, lazy: bool) -> Callable[[int], None]:
+        batches = [reports[i : i + 250] for i in range(0, 1000, 250)]
+
         def run(count: int) -> None:
+            # As the tracer actor does: whole batches (250 here, so that they tile 1000).
             state = TracerState(capacity=1000, lazy_records=lazy)
-            observe = state.observe
-            for i in range(count):
-                observe(reports[i % 1000])
+            observe_many = state.observe_many
+            for i in range(count // 250):
+                observe_many(batches[i % 4])
 
         return run
+
+    sizer = ResultSizer()
+
+    def size_results(count: int) -> None:
+        size = sizer.size
+        for _ in range(count):
+            size("CI", "search", TYPICAL_RESULT)
+
+    def size_exactly(count: int) -> None:
+        for _ in range(count):
+            result_size_bytes(TYPICAL_RESULT)
 
     def build(reports: list[CallReport]) -> Callable[[int], None]:
         def run(count: int) -> None:
@@ -193,6 +217,9 @@ def measure_record_pipeline(quick: bool) -> Figures:
             observe(records[i % 1000])
 
     return {
+        # In the caller's task: count the result, estimate its size (measure 1 in N).
+        "result_sizer_us": _per_call_us(repeats, n, size_results),
+        "result_size_exact_us": _per_call_us(repeats, n // 10, size_exactly),
         # What the tracer actor does per report by default: count it, keep the report.
         "tracer_observe_lazy_us": _per_call_us(repeats, n, observe(typical, lazy=True)),
         # record_from_report + observe: the record built at once (lazy_records=False).

@@ -79,13 +79,27 @@ class CallStart:
     started_at: float
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class CallReport:
     """Everything known about one finished call, pipeline run or pipeline step.
 
+    Not frozen, unlike the house's other values, and never to be mutated: one report is
+    built per tool call and shared by every observer, and a frozen attrs ``__init__``
+    (``object.__setattr__`` per field) costs ~1 us more for these 23 fields -- measured
+    about 5% of an OpenTelemetry span, half the tracer's whole budget
+    (``benchmarks/tracer_bench.py``).  It is not hashable.
+
     ``started_at`` is monotonic (``anyio.current_time()``), ``started_wall`` a Unix
-    timestamp for humans.  ``params`` and ``data`` are the raw values: redaction and
-    sizing happen in the tracer actor, off the caller's path.
+    timestamp for humans.  ``params`` is the raw mapping: redaction happens in the tracer,
+    off the caller's path.
+
+    ``data`` is the result -- except when an observer sizes results (one with a
+    ``size_result`` method: the tracer).  Then the executor asks it for
+    ``result_count``, ``result_size_bytes`` and ``result_size_estimated`` while it builds
+    the report and leaves ``data`` ``None``: results kept in a mailbox or a ring cost the
+    garbage collector more than the rest of tracing together (see
+    :mod:`runtime.tracer.sizing`).  A report that does carry ``data`` (pipeline steps)
+    is sized by the tracer on arrival, exactly, and the data is not kept.
     """
 
     kind: Kind
@@ -108,6 +122,9 @@ class CallReport:
     retries: int = 0
     fallback_used: bool = False
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    result_count: int | None = None
+    result_size_bytes: int | None = None
+    result_size_estimated: bool = False
 
 
 class CallObserver(Protocol):

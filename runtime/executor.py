@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -161,19 +162,21 @@ class Executor:
         finally:
             CURRENT_SPAN.reset(token)
             if observers:
+                # Positional: this runs on every call (see _report).
                 report = _report(
                     spec,
                     params,
                     context,
                     result,
                     outcome,
-                    trace_id=trace_id,
-                    span_id=span_id,
-                    parent_span_id=parent.span_id if parent is not None else None,
-                    started=started,
-                    started_wall=started_wall,
-                    duration=anyio.current_time() - started,
-                    fallback_used=fallback_used,
+                    trace_id,
+                    span_id,
+                    parent.span_id if parent is not None else None,
+                    started,
+                    started_wall,
+                    anyio.current_time() - started,
+                    fallback_used,
+                    observers,
                 )
                 for observer in observers:
                     observer.call_finished(report)
@@ -201,7 +204,6 @@ def _report(
     context: ToolContext,
     result: ToolResult | None,
     outcome: CacheOutcome,
-    *,
     trace_id: str,
     span_id: str,
     parent_span_id: str | None,
@@ -209,37 +211,63 @@ def _report(
     started_wall: float,
     duration: float,
     fallback_used: bool,
+    observers: Sequence[CallObserver],
 ) -> CallReport:
+    # On every traced call, so built positionally.  When an observer sizes results (the
+    # tracer's size_result), the result is sized here and *not* carried: kept in a
+    # mailbox or a ring it would cost the collector more than the rest of tracing
+    # together (see runtime.tracer.sizing).  Otherwise the report carries it as data.
+    count = size = data = None
+    estimated = False
     if result is None:
         status: Literal["ok", "error", "timeout", "cancelled"] = "cancelled"
         error_type: str | None = "Cancelled"
         message: str | None = "the caller was cancelled"
     elif result.success:
         status, error_type, message = "ok", None, None
+        data = result.data
+        if data is not None:
+            for observer in observers:
+                size_result = getattr(observer, "size_result", None)
+                if size_result is not None:
+                    count, size, estimated = size_result(spec.tool_type, spec.operation, data)
+                    data = None
+                    break
     else:
         status = "timeout" if result.error_type == "ToolTimeout" else "error"
         error_type, message = result.error_type, result.error
     return CallReport(
-        kind="tool_call",
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent_span_id,
-        tool_type=spec.tool_type,
-        operation=spec.operation,
-        tenant_id=context.tenant_id,
-        started_at=started,
-        started_wall=started_wall,
-        duration_s=duration,
-        status=status,
-        error_type=error_type,
-        error_message=message,
-        cache_hit=outcome == "hit",
-        coalesced=outcome == "coalesced",
-        params=params,
-        data=result.data if result is not None and result.success else None,
-        fallback_used=fallback_used,
-        metadata={"cache": outcome} if outcome != "off" else {},
+        "tool_call",
+        trace_id,
+        span_id,
+        parent_span_id,
+        spec.tool_type,
+        spec.operation,
+        context.tenant_id,
+        started,
+        started_wall,
+        duration,
+        status,
+        error_type,
+        message,
+        outcome == "hit",
+        outcome == "coalesced",
+        params,
+        data,
+        0,  # retries
+        fallback_used,
+        _CACHE_METADATA[outcome],
+        count,
+        size,
+        estimated,
     )
+
+
+# Shared and read-only: one fewer allocation per call (the tracer copies what it keeps).
+_CACHE_METADATA: dict[str, Mapping[str, Any]] = {
+    outcome: MappingProxyType({"cache": outcome} if outcome != "off" else {})
+    for outcome in ("off", "bypass", "miss", "hit", "coalesced")
+}
 
 
 def failure_exception(tool_type: str, operation: str, result: ToolResult) -> Exception:

@@ -174,3 +174,133 @@ async def test_a_restart_starts_from_a_fresh_state() -> None:
             stats = await tracer.tracer_stats()
             tracer.stop()
     assert stats.observed == 0
+
+
+# -- caller-side batches (a batch window and no sinks) -------------------------------------
+
+
+async def test_batched_reports_are_all_seen_by_every_read() -> None:
+    tracer = TracerActor(capacity=100, linger=0.002, batch_size=8)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            for n in range(20):  # two full batches cast, four reports pending
+                tracer.call_finished(make_report(n))
+            waiting = tracer.stats().mailbox_used
+            stats = await tracer.tracer_stats()
+            tracer.call_finished(make_report(20))
+            records = await tracer.records()
+            tracer.call_finished(make_report(21))
+            exported = json.loads(await tracer.export("json"))
+            tracer.call_finished(make_report(22))
+            await tracer.reset()
+            after_reset = await tracer.tracer_stats()
+            tracer.stop()
+    assert waiting >= 4  # the pending reports count as waiting in the mailbox
+    assert (stats.observed, stats.dropped) == (20, 0)
+    assert [r.span_id for r in records] == [f"s-{n}" for n in range(21)]
+    assert len(exported) == 22
+    assert (after_reset.observed, after_reset.buffered) == (0, 0)  # 22 went before the reset
+
+
+async def test_batches_bound_the_waiting_reports_and_count_each_drop() -> None:
+    tracer = TracerActor(linger=0.002, mailbox_size=10, batch_size=4)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            # No checkpoint: the tracer cannot run, so at most 10 reports may wait.
+            for n in range(30):
+                tracer.call_finished(make_report(n))
+            assert tracer.stats().mailbox_used <= 10
+            stats = await tracer.tracer_stats()
+            tracer.call_finished(make_report(99))
+            later = await tracer.tracer_stats()
+            tracer.stop()
+    assert (stats.observed, stats.dropped) == (10, 20)
+    assert (later.observed, later.dropped) == (11, 20)
+
+
+async def test_batched_reports_are_dropped_and_counted_when_the_tracer_is_down() -> None:
+    tracer = TracerActor(linger=0.002, batch_size=4)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            tracer.stop()
+        for n in range(9):  # two batches fail to go, one report pending
+            tracer.call_finished(make_report(n))
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)  # a restart starts from a fresh state
+            tracer.call_finished(make_report(10))
+            stats = await tracer.tracer_stats()
+            tracer.stop()
+    assert (stats.observed, stats.dropped) == (2, 0)  # the pending one and the new one
+
+
+async def test_with_sinks_reports_are_not_batched() -> None:
+    seen: list[TraceRecord] = []
+    tracer = TracerActor(linger=0.002, sinks=[seen.append], batch_size=64)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            tracer.call_finished(make_report(1))
+            # No read: the sink gets the record once the actor's pause is over.
+            with anyio.move_on_after(1):
+                while not seen:
+                    await anyio.sleep(0.001)
+            tracer.stop()
+    assert [r.span_id for r in seen] == ["s-1"]
+
+
+def test_batch_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        TracerActor(batch_size=0)
+
+
+# -- the executor sizes results through the tracer; reports do not carry them -------------
+
+
+async def test_executor_reports_counts_and_sizes_but_not_results() -> None:
+    from runtime.executor import Executor
+    from runtime.tools import ToolContext, ToolRegistry
+
+    registry = ToolRegistry()
+
+    @registry.tool("CI", "search")
+    async def search(ctx: ToolContext, params: Any) -> Any:
+        if params["n"] < 0:
+            raise ValueError("negative")
+        return {"records": [{"id": k} for k in range(params["n"])]}
+
+    class Recorder:
+        observes_starts = False
+        reports: list[CallReport] = []  # noqa: RUF012 (one test, one recorder)
+
+        def call_started(self, start: CallStart) -> None: ...
+
+        def call_finished(self, report: CallReport) -> None:
+            self.reports.append(report)
+
+    tracer = TracerActor(linger=0.002, size_every=3)
+    recorder = Recorder()
+    executor = Executor(registry, observers=[tracer, recorder])
+    context = ToolContext(tenant_id="acme")
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(tracer.serve)
+            for n in (2, 2, 4, 3, -1):
+                await executor.execute_result("CI", "search", {"n": n}, context)
+            records = await tracer.records()
+            tracer.stop()
+
+    def size(n: int) -> int:
+        return len(json.dumps({"records": [{"id": k} for k in range(n)]}, separators=(",", ":")))
+
+    assert all(report.data is None for report in recorder.reports)
+    assert [r.result_count for r in records] == [2, 2, 4, 3, None]
+    assert [(r.result_size_bytes, r.result_size_estimated) for r in records] == [
+        (size(2), False),  # the first result of the operation is measured
+        (size(2), True),  # the same count: the measured size
+        (size(2) * 2, True),  # scaled by count
+        (size(3), False),  # one result in size_every=3 is measured again
+        (None, False),  # a failure has no result
+    ]

@@ -87,6 +87,8 @@ def test_tool_call_span_follows_the_genai_conventions(
     assert attributes["runtime.cache_hit"] is True
     assert attributes["runtime.coalesced"] is True
     assert attributes["runtime.result_count"] == 3
+    assert attributes["runtime.result_size_bytes"] == len('{"records":[1,2,3]}')
+    assert attributes["runtime.result_size_estimated"] is False
     assert attributes["runtime.retries"] == 1
     assert attributes["runtime.fallback_used"] is True
     assert span.status.status_code is StatusCode.UNSET

@@ -267,3 +267,23 @@ def test_dict_shape_round_trips() -> None:
     assert tuple(as_dict) == FIELD_NAMES
     assert as_dict["started_wall"] == "2023-11-14T22:13:20.250000Z"
     assert record_from_dict(json.loads(json.dumps(as_dict))) == record
+
+
+def test_a_report_without_data_brings_its_own_result_figures() -> None:
+    sized = make_report(result_count=7, result_size_bytes=321, result_size_estimated=True)
+    record = record_from_report(sized)
+    assert (record.result_count, record.result_size_bytes, record.result_size_estimated) == (
+        7,
+        321,
+        True,
+    )
+    # Data, when a report carries it, is measured exactly and wins over the figures.
+    carried = make_report(data=[1, 2], result_count=7, result_size_bytes=321)
+    record = record_from_report(carried)
+    assert (record.result_count, record.result_size_bytes, record.result_size_estimated) == (
+        2,
+        len("[1,2]"),
+        False,
+    )
+    assert record_from_dict(record_to_dict(record)) == record
+    assert "result_size_estimated" in FIELD_NAMES

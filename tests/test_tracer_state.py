@@ -185,5 +185,39 @@ def test_lazy_and_eager_records_agree(observed: list[CallReport], capacity: int)
         replayed.observe_record(record_from_report(report))
     assert lazy.records() == eager.records() == replayed.records()
     assert lazy.stats() == eager.stats() == replayed.stats()
-    assert all(isinstance(entry, CallReport) for entry in lazy.entries())
+    # Lazy entries are the reports themselves -- but a report carrying its result data
+    # has its record built at once, so that no ring entry keeps a result alive.
+    entries = lazy.entries()
+    kept = observed[len(observed) - len(entries) :]
+    assert [isinstance(entry, CallReport) for entry in entries] == [
+        report.data is None for report in kept
+    ]
+    assert all(not isinstance(entry, CallReport) or entry.data is None for entry in entries)
     assert len(lazy.entries(limit=2)) == min(2, len(lazy.records()))
+
+
+@given(st.lists(reports, max_size=30), st.integers(0, 10), st.integers(1, 8))
+def test_batches_observe_exactly_like_single_reports(
+    observed: list[CallReport], capacity: int, batch: int
+) -> None:
+    single = TracerState(capacity=capacity)
+    batched = TracerState(capacity=capacity)
+    for report in observed:
+        single.observe(report)
+    for start in range(0, len(observed), batch):
+        batched.observe_many(observed[start : start + batch])
+    assert batched.records() == single.records()
+    assert batched.stats() == single.stats()
+    assert batched.observed == len(observed)
+
+
+def test_a_tool_type_enum_and_its_name_count_in_one_aggregate() -> None:
+    from runtime.tools import ToolType
+
+    state = TracerState()
+    state.observe(make_report(1, tool_type=ToolType.CI))
+    state.observe(make_report(2, tool_type="CI"))
+    stats = state.stats()
+    assert list(stats.tools) == [("CI", "search")]
+    assert stats.tools[("CI", "search")].count == 2
+    assert all(type(key[0]) is str for key in stats.tools)

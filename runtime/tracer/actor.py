@@ -3,11 +3,27 @@
 The executor and the pipeline tell the tracer about every call through
 :meth:`TracerActor.call_finished` (the :class:`~runtime.calls.CallObserver` protocol),
 which is a ``cast``: it never blocks the tool call.  When the mailbox is full the report
-is dropped and counted by the base :class:`~runtime.actor.Actor`; :meth:`tracer_stats`
-reports those drops next to the aggregates.  All the work — redaction, sizing, the ring
-buffer, the sketches, and any record *sinks* such as the
-:class:`~runtime.tracer.otel.OtelBridge` — happens in the actor's task, off the caller's
-path.
+is dropped and counted; :meth:`tracer_stats` reports those drops next to the aggregates.
+The work -- the ring buffer, the sketches, and any record *sinks* such as the
+:class:`~runtime.tracer.otel.OtelBridge` -- happens in the actor's task, off the caller's
+path.  One thing cannot: sizing a result needs the result, and keeping results until
+the actor runs costs more than all the rest of tracing (see
+:mod:`runtime.tracer.sizing`), so the executor calls :attr:`TracerActor.size_result` in
+the caller's task and the report arrives with the figures instead of the result.
+
+Batches.  With a batch window (``linger`` > 0, ``batch_window`` in the configuration)
+and no sinks, :meth:`call_finished` does not cast each report: it appends it to a
+pending list in the caller's task, and hands the list to the actor as *one* cast when it
+reaches ``batch_size`` reports.  A cast per report with a timed pause in the actor cost
+~1-2 us per call (measured: a timed-out wait is ~30 us of CPU, and a wake-up per
+checkpoint far more); one cast per 256 reports costs ~0.1 us.  Nothing is ever read
+stale: every read (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and
+:meth:`reset` hands the pending list over first, and the actor handles casts before any
+later call.  The mailbox bound counts *reports* (pending or cast, not yet handled), so a
+stalled tracer still holds at most ``mailbox_size`` of them and drops -- and counts --
+the rest; ``stats().mailbox_used`` includes the pending ones.  With sinks, which need
+each record as its call ends, reports are cast one by one and the actor pauses up to
+``linger`` between batches (the base :class:`~runtime.actor.Actor` behaviour).
 
 Reading goes through ``call`` (the state is only ever touched by the actor task):
 :meth:`tracer_stats`, :meth:`records`, :meth:`reset`, and :meth:`export`.  A records call
@@ -34,11 +50,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from runtime.actor import Actor, ReplySlot
+from runtime.actor import Actor, ActorStats, ReplySlot
 from runtime.calls import CallReport, CallStart
 from runtime.tracer.export import check_format, export
 from runtime.tracer.records import TraceRecord, record_from_report
 from runtime.tracer.redact import DEFAULT_REDACT_KEYS
+from runtime.tracer.sizing import DEFAULT_SIZE_EVERY, ResultSizer, Sizing
 from runtime.tracer.state import DEFAULT_CAPACITY, Entry, TracerState
 from runtime.tracer.stats import TracerStats
 
@@ -66,7 +83,9 @@ class _Reset:
     pass
 
 
-TracerMessage = CallReport | _GetStats | _GetRecords | _Reset
+TracerMessage = CallReport | list[CallReport] | _GetStats | _GetRecords | _Reset
+
+DEFAULT_BATCH_SIZE = 256
 
 
 class TracerActor(Actor[TracerMessage]):
@@ -83,8 +102,29 @@ class TracerActor(Actor[TracerMessage]):
         sinks: Iterable[RecordSink] = (),
         name: str = "tracer",
         linger: float = 0.0,
+        size_every: int = DEFAULT_SIZE_EVERY,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        super().__init__(name, mailbox_size=mailbox_size, linger=linger)
+        """``linger`` > 0 (the configured ``batch_window``) batches reports; without sinks
+        they are batched in the callers' tasks, ``batch_size`` at a time (see "Batches"
+        in the module docstring).  ``size_every``: measure one result in this many per
+        operation, estimate the others (see :mod:`runtime.tracer.sizing`); 1 measures
+        every result."""
+        sinks = tuple(sinks)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self._batching = linger > 0 and not sinks
+        super().__init__(name, mailbox_size=mailbox_size, linger=0.0 if self._batching else linger)
+        # Caller-side batching: reports wait here, then go to the actor as one cast.
+        self._pending: list[CallReport] = []
+        self._batch_limit = min(batch_size, mailbox_size)
+        self._mailbox_limit = mailbox_size
+        self._queued = 0  # reports cast in batches and not handled yet
+        self._batch_drops = 0  # reports dropped by the batching since the last reset
+        # Used in the callers' tasks (size_result), never by the actor task but for clear().
+        self._sizer = ResultSizer(size_every)
+        # One call frame less on every traced call than the method below.
+        self.size_result = self._sizer.size
         self._state = TracerState(
             capacity,
             redact_keys=redact_keys,
@@ -94,7 +134,7 @@ class TracerActor(Actor[TracerMessage]):
         # Records are built in the reader's task; the redactor is a pure function (plus a
         # memo of verdicts), shared rather than part of the state only the actor touches.
         self._redactor = self._state.redactor
-        self._sinks = tuple(sinks)
+        self._sinks = sinks
         self._sink_errors = 0
         # Base-actor drops counted before the last reset, so stats show drops since then.
         self._dropped_before_reset = 0
@@ -116,11 +156,42 @@ class TracerActor(Actor[TracerMessage]):
     observes_starts = False
     """The executor need not build a CallStart for us (see CallObserver)."""
 
+    size_result: Callable[[str, str, Any], Sizing]
+    """``size_result(tool_type, operation, data) -> (result_count, result_size_bytes,
+    result_size_estimated)``: the executor calls it (when an observer has it) while it
+    builds a report, so the report need not carry the result.  Runs in the caller's task;
+    synchronous, never raises.  The bound :meth:`ResultSizer.size` itself, for speed."""
+
     def call_started(self, start: CallStart) -> None:
         """Not traced: a record is made when the call finishes."""
 
     def call_finished(self, report: CallReport) -> None:
-        self.cast(report)
+        if not self._batching:
+            self.cast(report)
+            return
+        pending = self._pending
+        pending.append(report)
+        if len(pending) >= self._batch_limit:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the pending reports to the actor as one cast (in the caller's task)."""
+        batch = self._pending
+        if not batch:
+            return
+        self._pending = []
+        # The mailbox bound counts reports, not batches: at most mailbox_size reports wait.
+        room = self._mailbox_limit - self._queued if self.running else 0
+        if room < len(batch):
+            kept = max(room, 0)
+            self._batch_drops += len(batch) - kept
+            del batch[kept:]
+            if not batch:
+                return
+        if self.cast(batch):
+            self._queued += len(batch)
+        else:  # the base counted one drop for the whole batch
+            self._batch_drops += len(batch) - 1
 
     # -- the actor task ---------------------------------------------------------------
 
@@ -129,6 +200,14 @@ class TracerActor(Actor[TracerMessage]):
             self._reset()
 
     def handle_cast(self, message: TracerMessage) -> None:
+        if type(message) is list:
+            self._queued -= len(message)
+            if not self._sinks:
+                self._state.observe_many(message)
+            else:
+                for report in message:
+                    self.handle_cast(report)
+            return
         if not isinstance(message, CallReport):
             raise TypeError(f"the tracer only accepts CallReport casts, got {message!r}")
         if not self._sinks:
@@ -145,7 +224,7 @@ class TracerActor(Actor[TracerMessage]):
 
     def handle_call(self, message: TracerMessage, slot: ReplySlot) -> Any:
         if isinstance(message, _GetStats):
-            dropped = self.stats().dropped - self._dropped_before_reset
+            dropped = self.stats().dropped - self._dropped_before_reset + self._batch_drops
             return attrs.evolve(self._state.stats(dropped=dropped), sink_errors=self._sink_errors)
         if isinstance(message, _GetRecords):
             return self._state.entries(message.limit)
@@ -156,18 +235,37 @@ class TracerActor(Actor[TracerMessage]):
 
     def _reset(self) -> None:
         self._state.reset()
+        self._sizer.clear()
         self._sink_errors = 0
         self._dropped_before_reset = self.stats().dropped
+        self._batch_drops = 0
+
+    def on_stop(self, reason: BaseException | str) -> None:
+        self._queued = 0  # the base dropped (and counted) the batches still queued
+
+    def stats(self) -> ActorStats:
+        """The base actor's figures, with the reports waiting in a caller-side batch
+        counted in ``mailbox_used`` (they are waiting for the actor like the rest)."""
+        stats = super().stats()
+        if self._pending:
+            return attrs.evolve(stats, mailbox_used=stats.mailbox_used + len(self._pending))
+        return stats
+
+    def stop(self) -> None:
+        self._flush()
+        super().stop()
 
     # -- the API, for any task --------------------------------------------------------
 
     async def tracer_stats(self) -> TracerStats:
         """Aggregates per (tool, operation), buffer fill, and reports dropped."""
+        self._flush()
         result: TracerStats = await self.call(_GetStats())
         return result
 
     async def records(self, limit: int | None = None) -> tuple[TraceRecord, ...]:
         """The buffered records, oldest first (the newest ``limit`` when given)."""
+        self._flush()
         entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
         redactor = self._redactor
         return tuple(
@@ -179,6 +277,7 @@ class TracerActor(Actor[TracerMessage]):
 
     async def reset(self) -> None:
         """Forget records, aggregates and drop counts."""
+        self._flush()
         await self.call(_Reset())
 
     async def export(

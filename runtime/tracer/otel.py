@@ -14,8 +14,9 @@ Conventions — the GenAI semantic conventions' "Execute tool span" (status Deve
 * our own fields go under ``runtime.*``: ``runtime.kind``, ``runtime.operation``,
   ``runtime.tenant``, ``runtime.cache_hit``, ``runtime.coalesced``, ``runtime.retries``,
   ``runtime.fallback_used``, ``runtime.result_count`` / ``runtime.result_size_bytes``
-  (when known), ``runtime.trace_id`` / ``runtime.span_id`` (our ids) and
-  ``runtime.error_type`` (the original exception name, when there is one);
+  and ``runtime.result_size_estimated`` (when known), ``runtime.trace_id`` /
+  ``runtime.span_id`` (our ids) and ``runtime.error_type`` (the original exception name,
+  when there is one);
 * every non-``ok`` status is an error: status ``ERROR`` and ``error.type`` = the error's
   type name (``_OTHER`` when unknown) for ``error``, ``"timeout"`` for timeouts and
   ``"cancelled"`` for cancellations — the SDK by itself records neither of the last two;
@@ -227,6 +228,7 @@ class OtelBridge:
             attributes["runtime.result_count"] = record.result_count
         if record.result_size_bytes is not None:
             attributes["runtime.result_size_bytes"] = record.result_size_bytes
+            attributes["runtime.result_size_estimated"] = record.result_size_estimated
         if record.error_type is not None:
             attributes["runtime.error_type"] = record.error_type
         return attributes

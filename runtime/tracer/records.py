@@ -1,13 +1,14 @@
 """Trace records: one immutable value per tool call, pipeline run or pipeline step.
 
 The executor and the pipeline hand the tracer raw :class:`~runtime.calls.CallReport`
-values (params and result data untouched, so the caller pays nothing for tracing).  The
-tracer actor turns each into a :class:`TraceRecord` here, off the caller's path:
+values (params untouched, so the caller pays nothing for redaction).  The tracer turns
+each into a :class:`TraceRecord` here, off the caller's path:
 
 * ``params`` and ``metadata`` are redacted (see :mod:`runtime.tracer.redact`) and become
   plain JSON data;
-* the result ``data`` is *not* kept — only its size and count, so the ring buffer's
-  memory does not depend on how large the results were;
+* the result is *not* kept -- only its size and count, taken when the report was built
+  (see :mod:`runtime.tracer.sizing`), so the ring buffer's memory does not depend on how
+  large the results were;
 * ``duration_ms`` comes from the monotonic clock (the report's ``duration_s``);
   ``started_wall`` is a Unix timestamp cut to whole microseconds, so that the ISO text the
   exports print (``2025-01-02T03:04:05.123456Z``) reads back to the very same float.
@@ -17,13 +18,17 @@ tracer actor turns each into a :class:`TraceRecord` here, off the caller's path:
 JSON cannot encode are encoded by ``repr``, and a result JSON cannot take at all (a cycle,
 non-string keys) falls back to the length of its ``repr``.  It is ``None`` when the call
 produced no data (``data is None``: failures, cancellations) or even ``repr`` fails.
+For tool calls it is *measured* on one result in ``size_every`` of each operation and
+*estimated* on the others from the latest measurement scaled by item count; then
+``result_size_estimated`` is true (the exact rules: :mod:`runtime.tracer.sizing`).  A
+report that carries its ``data`` (pipeline steps) is always measured.
 ``result_count`` is the length of a list/tuple result, or of the first list found under one
-of :data:`COUNT_KEYS` in a mapping result, else ``None``.  Neither ever raises.
+of :data:`COUNT_KEYS` in a mapping result, else ``None`` -- always exact.  Neither ever
+raises.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -33,6 +38,7 @@ import attrs
 
 from runtime.calls import CallReport
 from runtime.tracer.redact import DEFAULT_REDACT_KEYS, Redactor
+from runtime.tracer.sizing import COUNT_KEYS, result_count, result_size_bytes
 
 __all__ = [
     "COUNT_KEYS",
@@ -54,7 +60,6 @@ __all__ = [
 Status = Literal["ok", "error", "timeout", "cancelled"]
 Kind = Literal["tool_call", "pipeline", "step"]
 
-COUNT_KEYS: tuple[str, ...] = ("records", "rows", "items", "events", "nodes")
 # Error messages can embed whole payloads; the ring buffer must stay small.
 MAX_ERROR_CHARS = 1000
 
@@ -87,6 +92,7 @@ class TraceRecord:
     params: Mapping[str, Any] = attrs.field(factory=dict)
     result_size_bytes: int | None = None
     result_count: int | None = None
+    result_size_estimated: bool = False
     retries: int = 0
     fallback_used: bool = False
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
@@ -101,39 +107,6 @@ class TraceRecord:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(a.name for a in attrs.fields(TraceRecord))
-
-
-def _compact_json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=repr)
-
-
-def result_size_bytes(data: Any) -> int | None:
-    """Length of ``data``'s compact JSON encoding, robustly; ``None`` for no data."""
-    if data is None:
-        return None
-    try:
-        return len(_compact_json(data))
-    except Exception:
-        pass
-    try:
-        return len(repr(data).encode("utf-8", "replace"))
-    except Exception:
-        return None
-
-
-def result_count(data: Any) -> int | None:
-    """How many items a result holds, when that is evident from its shape."""
-    if isinstance(data, list | tuple):
-        return len(data)
-    if isinstance(data, Mapping):
-        for key in COUNT_KEYS:
-            try:
-                inner = data.get(key)
-            except Exception:
-                return None
-            if isinstance(inner, list | tuple):
-                return len(inner)
-    return None
 
 
 def duration_ms_of(report: CallReport) -> float:
@@ -166,6 +139,12 @@ def record_from_report(
     """
     redactor = redact_keys if isinstance(redact_keys, Redactor) else Redactor(redact_keys)
     data = report.data
+    if data is None:
+        count = report.result_count
+        size = report.result_size_bytes
+        estimated = report.result_size_estimated
+    else:
+        count, size, estimated = result_count(data), result_size_bytes(data), False
     return TraceRecord(
         trace_id=report.trace_id,
         span_id=report.span_id,
@@ -183,8 +162,9 @@ def record_from_report(
         cache_hit=report.cache_hit,
         coalesced=report.coalesced,
         params=redactor(report.params) if report.params else {},
-        result_size_bytes=result_size_bytes(data),
-        result_count=result_count(data),
+        result_size_bytes=size,
+        result_count=count,
+        result_size_estimated=estimated,
         retries=report.retries,
         fallback_used=report.fallback_used,
         metadata=redactor(report.metadata) if report.metadata else {},

@@ -2,23 +2,26 @@
 
 :class:`TracerState` is pure and synchronous — no I/O, no clock reads, no locks.  The
 tracer actor owns one and is the only task that touches it; everything it hands out
-(records, reports, snapshots) is immutable, so readers never see it change under them.
+(records and snapshots, immutable; reports, which nobody mutates) stays as it was, so
+readers never see it change under them.
 
-Lazy records (the default).  Building a :class:`TraceRecord` is the expensive part of
-tracing: redacting params, and above all JSON-encoding the result to size it
-(``benchmarks/tracer_bench.py``, CPU per call: ~0.7 us to count a call in the aggregates
-and keep it, ~3 us to build a record without data, ~23 us for a 20-row result, most of it
-JSON-encoding the result to size it).  Every call must be
-*counted*, but only the records somebody reads — ``records()``, an export, a sink — need
-to be *built*.  So by default the ring keeps the :class:`~runtime.calls.CallReport` as it
-came (immutable, built by the caller anyway) and :meth:`TracerState.to_record` builds the
-record on the way out; the tracer actor does that in the *reader's* task, so neither the
-tool path nor the actor pays for it.  The price: until a report leaves the ring, its raw
-params and result data stay referenced, so the ring's memory is ``capacity`` times the
-typical result size (raw params never leave through any read: every read redacts).  With
-``lazy_records=False`` records are built at observation and the data is let go at once —
-pick it when results are large and the ring is long.  Both modes produce identical
-records and statistics.
+Lazy records (the default).  Building a :class:`TraceRecord` costs more than counting a
+call: redacting params takes a few microseconds.  Every call must be *counted*, but only
+the records somebody reads -- ``records()``, an export, a sink -- need to be *built*.  So
+by default the ring keeps the :class:`~runtime.calls.CallReport` as it came (built by the
+caller anyway) and :meth:`TracerState.to_record` builds the record on the way out; the
+tracer actor does that in the *reader's* task, so neither the tool path nor the actor
+pays for it.  Until a report leaves the ring its raw params stay referenced (they never
+leave through any read: every read redacts).  The result itself is never kept: the
+executor's reports carry its count and size instead (see :mod:`runtime.tracer.sizing`),
+and a report that does carry ``data`` (a pipeline step's) has its record built at once,
+so the data is let go.  With ``lazy_records=False`` every record is built at
+observation and the params are let go too.  Both modes produce identical records and
+statistics.
+
+:meth:`TracerState.observe_many` is the per-call path (the actor hands it whole batches):
+one lookup in a flat index of the aggregates per report, about 0.5 us per report with
+its percentile sketch (``benchmarks/tracer_bench.py``, ``tracer_observe_lazy_us``).
 
 Memory is bounded whatever the traffic: the ring holds at most ``capacity`` entries
 (``collections.deque(maxlen=capacity)`` drops the oldest), each aggregate is a handful of
@@ -29,11 +32,12 @@ library, not by the number of calls.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 
 from runtime.calls import CallReport
-from runtime.tracer.records import TraceRecord, duration_ms_of, record_from_report
+from runtime.tracer.records import TraceRecord, record_from_report
 from runtime.tracer.redact import DEFAULT_REDACT_KEYS, Redactor
 from runtime.tracer.stats import Aggregate, OperationKey, TracerStats
 
@@ -50,6 +54,7 @@ class TracerState:
 
     __slots__ = (
         "_capacity",
+        "_index",
         "_lazy",
         "_max_buckets",
         "_observed",
@@ -82,6 +87,8 @@ class TracerState:
             "step": {},
             "pipeline": {},
         }
+        # (kind, tool_type, operation) as reports carry them -> the aggregate in _tables.
+        self._index: dict[tuple[str, str, str], Aggregate] = {}
         self._observed = 0
         # Incremented by the shell: reports lost before they reached this state.
         self.dropped = 0
@@ -105,17 +112,50 @@ class TracerState:
     # -- writing -------------------------------------------------------------------------
 
     def observe(self, report: CallReport) -> None:
-        """Count ``report`` in its aggregate and keep it (or its record) in the ring."""
-        self._ring.append(report if self._lazy else self.to_record(report))
-        self._count(report, duration_ms_of(report))
+        """Count ``report`` in its aggregate and keep it (or its record) in the ring.
+
+        A report that carries its result ``data`` (a pipeline step's) has its record built
+        at once even when records are lazy, so that the data is let go now.
+        """
+        self.observe_many((report,))
+
+    def observe_many(self, reports: Iterable[CallReport]) -> None:
+        """:meth:`observe` each report, in order (the tracer actor's batches).
+
+        The loop below runs once per traced call, so it is written for speed: one lookup
+        per report in a flat index of the aggregates, locals instead of attributes.
+        """
+        ring_append = self._ring.append
+        lazy = self._lazy
+        index = self._index
+        inf = math.inf
+        observed = 0
+        for report in reports:
+            if lazy and report.data is None:
+                ring_append(report)
+            else:
+                ring_append(self.to_record(report))
+            observed += 1
+            aggregate = index.get((report.kind, report.tool_type, report.operation))
+            if aggregate is None:
+                aggregate = self._aggregate_of(report)
+            duration_ms = report.duration_s * 1000.0
+            # Same as duration_ms_of: a negative or non-finite duration counts as 0.
+            aggregate.add(report, duration_ms if 0.0 < duration_ms < inf else 0.0)
+        self._observed += observed
 
     def observe_record(self, record: TraceRecord) -> None:
         """Keep and count an already built record (also used to replay exported ones)."""
         self._ring.append(record)
-        self._count(record, record.duration_ms)
-
-    def _count(self, call: Entry, duration_ms: float) -> None:
         self._observed += 1
+        aggregate = self._index.get((record.kind, record.tool_type, record.operation))
+        if aggregate is None:
+            aggregate = self._aggregate_of(record)
+        aggregate.add(record, record.duration_ms)
+
+    def _aggregate_of(self, call: Entry) -> Aggregate:
+        """The aggregate a call counts in, created on first use and indexed by the call's
+        own (kind, tool_type, operation) values for the next lookups."""
         table = self._tables.get(call.kind)
         if table is None:  # an unknown kind is still counted; with the tools
             table = self._tables["tool_call"]
@@ -125,7 +165,8 @@ class TracerState:
             aggregate = table[key] = Aggregate(
                 relative_accuracy=self._relative_accuracy, max_buckets=self._max_buckets
             )
-        aggregate.add(call, duration_ms)
+        self._index[(call.kind, call.tool_type, call.operation)] = aggregate
+        return aggregate
 
     def note_dropped(self, count: int = 1) -> None:
         self.dropped += count
@@ -133,6 +174,7 @@ class TracerState:
     def reset(self) -> None:
         """Forget every record, aggregate and drop count."""
         self._ring.clear()
+        self._index.clear()
         for table in self._tables.values():
             table.clear()
         self._observed = 0
