@@ -125,13 +125,19 @@ class CallReport:
     result_count: int | None = None
     result_size_bytes: int | None = None
     result_size_estimated: bool = False
+    executed: bool = True
+    """Whether this call ran the tool itself (a cache hit or a coalesced follower did not;
+    load-tracking observers heard ``call_started`` only for calls that did)."""
 
 
 class CallObserver(Protocol):
     """Receives call events by cast: implementations must never block or raise.
 
-    An observer with a false ``observes_starts`` attribute is not sent ``call_started``
-    (the executor then need not build a :class:`CallStart` when no one wants it).
+    ``call_started`` is sent when a tool actually starts running (not for cache hits or
+    coalesced followers; see ``CallReport.executed``).  An observer with a false
+    ``observes_starts`` attribute is not sent it at all.  An observer may also offer
+    ``size_result(tool_type, operation, data) -> (count, size_bytes, estimated)``: the
+    first one that does sizes each result for the report, which then carries no data.
     """
 
     def call_started(self, start: CallStart) -> None: ...

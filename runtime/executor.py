@@ -39,6 +39,9 @@ from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec, safe_
 
 __all__ = ["Executor", "ResultCache", "failure_exception"]
 
+SizeResult = Callable[[str, str, Any], tuple[int | None, int | None, bool]]
+"""``size_result(tool_type, operation, data) -> (count, size_bytes, estimated)``."""
+
 
 class ResultCache(Protocol):
     """The cache seam: answer from memory, or run ``compute`` once for everyone waiting."""
@@ -71,6 +74,9 @@ class Executor:
         self._start_observers = tuple(
             o for o in self.observers if getattr(o, "observes_starts", True)
         )
+        # The first observer that sizes results (the tracer) sizes them for everyone.
+        sizers = [getattr(o, "size_result", None) for o in self.observers]
+        self._size_result: SizeResult | None = next((f for f in sizers if f is not None), None)
         self.ids = ids if ids is not None else IdGenerator()
 
     async def execute(
@@ -144,20 +150,27 @@ class Executor:
         span_id = self.ids.span_id()
         started = anyio.current_time()
         started_wall = time.time()
-        if self._start_observers:
-            start = CallStart(spec.tool_type, spec.operation, started)
-            for observer in self._start_observers:
-                observer.call_started(start)
         result: ToolResult | None = None
         outcome: CacheOutcome = "off"
+        executed = False
+
+        async def run_tool() -> ToolResult:
+            # Observers that track load hear of a call when the tool starts running, not
+            # when it is asked: a cache hit or a coalesced follower puts no load on it.
+            nonlocal executed
+            executed = True
+            if self._start_observers:
+                start = CallStart(spec.tool_type, spec.operation, anyio.current_time())
+                for observer in self._start_observers:
+                    observer.call_started(start)
+            return await self._run(spec, params, context, timeout)
+
         token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
         try:
             if self.cache is None:
-                result = await self._run(spec, params, context, timeout)
+                result = await run_tool()
             else:
-                result, outcome = await self.cache.fetch(
-                    spec, params, context, lambda: self._run(spec, params, context, timeout)
-                )
+                result, outcome = await self.cache.fetch(spec, params, context, run_tool)
             return result
         finally:
             CURRENT_SPAN.reset(token)
@@ -176,7 +189,8 @@ class Executor:
                     started_wall,
                     anyio.current_time() - started,
                     fallback_used,
-                    observers,
+                    executed,
+                    self._size_result,
                 )
                 for observer in observers:
                     observer.call_finished(report)
@@ -211,7 +225,8 @@ def _report(
     started_wall: float,
     duration: float,
     fallback_used: bool,
-    observers: Sequence[CallObserver],
+    executed: bool,
+    size_result: SizeResult | None,
 ) -> CallReport:
     # On every traced call, so built positionally.  When an observer sizes results (the
     # tracer's size_result), the result is sized here and *not* carried: kept in a
@@ -226,13 +241,9 @@ def _report(
     elif result.success:
         status, error_type, message = "ok", None, None
         data = result.data
-        if data is not None:
-            for observer in observers:
-                size_result = getattr(observer, "size_result", None)
-                if size_result is not None:
-                    count, size, estimated = size_result(spec.tool_type, spec.operation, data)
-                    data = None
-                    break
+        if data is not None and size_result is not None:
+            count, size, estimated = size_result(spec.tool_type, spec.operation, data)
+            data = None
     else:
         status = "timeout" if result.error_type == "ToolTimeout" else "error"
         error_type, message = result.error_type, result.error
@@ -260,6 +271,7 @@ def _report(
         count,
         size,
         estimated,
+        executed,
     )
 
 

@@ -320,3 +320,34 @@ async def test_with_the_cache_disabled_every_call_runs_the_tool() -> None:
         for _ in range(3):
             await rt.execute("CI", "search", {"q": "a"}, ACME)
     assert tools.calls["search"] == 3
+
+
+async def test_load_observers_hear_only_of_calls_that_run_the_tool() -> None:
+    from runtime.calls import CallReport, CallStart
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.starts: list[CallStart] = []
+            self.reports: list[CallReport] = []
+
+        def call_started(self, start: CallStart) -> None:
+            self.starts.append(start)
+
+        def call_finished(self, report: CallReport) -> None:
+            self.reports.append(report)
+
+    tools = Tools()
+    recorder = Recorder()
+    async with open_runtime(tools.registry, observers=(recorder,)) as rt:
+        await rt.execute("CI", "search", {"q": "a"}, ACME)
+        await rt.execute("CI", "search", {"q": "a"}, ACME)
+        await rt.execute("CEP", "simulate", {"rule_id": 1}, ACME)
+    assert [(s.tool_type, s.operation) for s in recorder.starts] == [
+        ("CI", "search"),
+        ("CEP", "simulate"),
+    ]
+    assert [(r.operation, r.cache_hit, r.executed) for r in recorder.reports] == [
+        ("search", False, True),
+        ("search", True, False),
+        ("simulate", False, True),
+    ]

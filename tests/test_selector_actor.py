@@ -122,3 +122,18 @@ async def test_a_stopped_selector_fails_calls_and_drops_casts() -> None:
         await actor.rank(IntentType.SEARCH)
     actor.call_started(CallStart("CI", "get", 0.0))  # must neither block nor raise
     assert actor.stats().dropped == 1
+
+
+def test_a_call_served_without_running_the_tool_only_settles_its_reservation() -> None:
+    import random as _random
+
+    from runtime.selector.state import SelectorState
+
+    state = SelectorState()
+    state.choose("LOOKUP", None, (), 0.0, _random.Random(1))
+    chosen = [key for key in (("CI", "get"), ("CI", "search")) if state.reserved(*key, 0.0)]
+    assert len(chosen) == 1
+    before = state.stats(*chosen[0])
+    state.settle(*chosen[0], 0.1)
+    assert state.reserved(*chosen[0], 0.1) == 0
+    assert state.stats(*chosen[0]) == before  # no load, no latency sample

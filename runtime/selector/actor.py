@@ -152,6 +152,13 @@ class SelectorActor(Actor[Any]):
         if isinstance(message, CallStart):
             self._state.observe_start(message.tool_type, message.operation, message.started_at)
         elif isinstance(message, CallReport):
+            if not message.executed:
+                # Served without running the tool: no load to release, nothing learned;
+                # it only settles the reservation of the choice that led to it.
+                self._state.settle(
+                    message.tool_type, message.operation, message.started_at + message.duration_s
+                )
+                return
             self._state.observe_finish(
                 message.tool_type,
                 message.operation,

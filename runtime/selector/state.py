@@ -141,7 +141,11 @@ class SelectorState:
         """A call began; it settles the oldest live reservation of the same operation."""
         key = (tool_type, operation)
         self._stats[key] = started(self.stats(*key), now)
-        stamps = self._expire(key, now)
+        self.settle(tool_type, operation, now)
+
+    def settle(self, tool_type: str, operation: str, now: float) -> None:
+        """Drop the oldest live reservation of an operation (its call was answered)."""
+        stamps = self._expire((tool_type, operation), now)
         if stamps:
             del stamps[0]
 
