@@ -205,10 +205,11 @@ class CacheConfig:
 class TracerConfig:
     """The execution tracer: how much it keeps and what it never shows.
 
-    ``batch_window``: once woken by a report, the tracer waits this long for more before
-    handling them -- one wake-up per window instead of one per tool call.  Reads (stats,
-    records, export) are never delayed: a call ends the wait and sees every earlier
-    report.  0 turns batching off.  ``redact_keys`` are matched as case-insensitive
+    ``batch_window``: greater than 0 turns batching on -- reports queue in the callers'
+    tasks and reach the tracer a few hundred at a time (with record sinks such as the
+    OpenTelemetry bridge, one wake-up per window instead), so a tool call pays no task
+    switch for tracing.  Reads (stats, records, export) are never stale: each hands the
+    queued reports over first.  0 turns batching off.  ``redact_keys`` are matched as case-insensitive
     substrings of param names at any depth (see ``runtime.tracer.redact``).
     """
 
