@@ -209,8 +209,8 @@ class TracerConfig:
     tasks and reach the tracer a few hundred at a time (with record sinks such as the
     OpenTelemetry bridge, one wake-up per window instead), so a tool call pays no task
     switch for tracing.  Reads (stats, records, export) are never stale: each hands the
-    queued reports over first.  0 turns batching off.  ``redact_keys`` are matched as case-insensitive
-    substrings of param names at any depth (see ``runtime.tracer.redact``).
+    queued reports over first.  0 turns batching off.  ``redact_keys`` are matched as
+    case-insensitive substrings of param names at any depth (see ``runtime.tracer.redact``).
     """
 
     enabled: bool = True
