@@ -208,3 +208,24 @@ def test_any_params_give_a_key_or_uncacheable_never_a_crash(params: dict[str, An
         return
     # If a key was made, it is the key of the JSON form of the params.
     assert key == make_key("t", "CI", "search", json.loads(json.dumps(params)))
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_the_direct_c_encoder_writes_what_the_json_encoder_writes(value: object) -> None:
+    from runtime.cache import keys
+
+    document = ["v1", "t", "CI", "op", {"p": value}]
+    assert keys._C_ENCODE is not None
+    assert "".join(keys._C_ENCODE(document, 0)) == keys._ENCODER.encode(document)

@@ -69,6 +69,23 @@ _ENCODER: Final = json.JSONEncoder(
     ensure_ascii=True,  # also makes lone surrogates encodable
     allow_nan=False,
 )
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
+# The C encoder behind _ENCODER, called directly: JSONEncoder.encode builds it anew on
+# every call, which is most of its cost for a small document.  Same options, same output
+# (a test compares them); markers=None skips the cycle check, which _check's depth
+# bound already makes unnecessary.
+_MAKE_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)  # CPython's _json
+_C_ENCODE: Final = (
+    _MAKE_C_ENCODER(
+        None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False
+    )
+    if _MAKE_C_ENCODER is not None
+    else None
+)
 _PERSON: Final = b"runtime.cache.k1"  # 16 bytes: separates our digests from any other use
 _MAX_DEPTH: Final = 64
 
@@ -108,26 +125,39 @@ def volatile_keys(extra: Iterable[str] = ()) -> frozenset[str]:
 
 
 _LEAVES: Final = frozenset({str, int, bool, type(None)})
+# Floats may take the fast paths too: the encoder itself refuses NaN and infinities.
+_FAST_LEAVES: Final = frozenset({str, int, bool, float, type(None)})
 _STR: Final = frozenset({str})
 
 
-def _check(value: Any, path: str, depth: int) -> None:
-    """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc)."""
+def _check(value: Any, path: str, depth: int, fast: bool = True) -> None:
+    """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc).
+
+    With ``fast`` a container of plain leaves passes unexamined (a NaN among them is left
+    to the encoder); without it every value is visited, to name where a problem is.
+    """
     if depth > _MAX_DEPTH:
         raise Uncacheable(f"nested deeper than {_MAX_DEPTH} levels", path)
+    if not fast:
+        _check_slowly(value, path, depth, fast)
+        return
     # Fast paths, all in C: containers of exact leaf types (``ci_ids`` of 300 ints, say)
     # are checked without a Python-level step per element or a path string per element.
     kind = type(value)
     if kind in _LEAVES:
         return
-    if (kind is list or kind is tuple) and _LEAVES.issuperset(map(type, value)):
+    if (kind is list or kind is tuple) and _FAST_LEAVES.issuperset(map(type, value)):
         return
     if (
         kind is dict
         and _STR.issuperset(map(type, value))
-        and _LEAVES.issuperset(map(type, value.values()))
+        and _FAST_LEAVES.issuperset(map(type, value.values()))
     ):
         return
+    _check_slowly(value, path, depth, fast)
+
+
+def _check_slowly(value: Any, path: str, depth: int, fast: bool) -> None:
     # bool before int: bool is an int subclass, and it stays distinct in JSON anyway.
     if value is None or isinstance(value, str | bool | int):
         return
@@ -137,13 +167,13 @@ def _check(value: Any, path: str, depth: int) -> None:
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]", depth + 1)
+            _check(item, f"{path}[{index}]", depth + 1, fast)
         return
     if isinstance(value, dict):
         for name, item in value.items():
             if not isinstance(name, str):
                 raise Uncacheable(f"dict key {name!r} is a {type(name).__name__}, not a str", path)
-            _check(item, f"{path}.{name}" if path else name, depth + 1)
+            _check(item, f"{path}.{name}" if path else name, depth + 1, fast)
         return
     raise Uncacheable(f"a {type(value).__name__} is not a JSON value", path)
 
@@ -182,8 +212,10 @@ def make_key(
     # str() strips str subclasses (StrEnum members) so ToolType.CI and "CI" agree.
     tenant, tool_type, operation = str(tenant), str(tool_type), str(operation)
     try:
-        document = _ENCODER.encode(["v1", tenant, tool_type, operation, kept])
-    except (TypeError, ValueError) as exc:  # belt and braces: _check should have caught it
+        whole = ["v1", tenant, tool_type, operation, kept]
+        document = "".join(_C_ENCODE(whole, 0)) if _C_ENCODE else _ENCODER.encode(whole)
+    except (TypeError, ValueError) as exc:  # a NaN the fast check let through, say
+        _check(kept, "", 0, fast=False)  # raises, naming where the problem is
         raise Uncacheable(str(exc)) from exc
     digest = hashlib.blake2b(
         document.encode("ascii"), digest_size=DIGEST_SIZE, person=_PERSON
