@@ -25,7 +25,11 @@ trace ring and the worker threads have reached their steady size.  Single sample
 by a few MB (a 2 MB answer in flight, a cache clear), so the baseline is the mean of the
 first tenth (at least 3 samples) after the warm-up, the end the mean of the last tenth,
 and ``rss_growth_pct`` = (end - baseline) / baseline x 100 (goal <= 5).
-``rss_timeline_mb`` shows eleven samples across the run.
+``rss_timeline_mb`` shows eleven samples across the run.  ``python_blocks_growth_pct`` is
+the same comparison for the Python heap (``sys.getallocatedblocks``): a leak of Python
+objects shows there, allocator fragmentation does not.  ``--malloc-arena-max 2`` caps
+glibc's per-thread malloc arenas, which the SQLite worker threads otherwise fragment (see
+docs/reliability.md, "Long runs").
 
     python benchmarks/soak.py            # 10 minutes on trio
     python benchmarks/soak.py --quick    # 30 seconds
@@ -269,6 +273,7 @@ async def soak(seconds: float, seed: int) -> dict[str, Any]:
     registry.register("FLAKY", "get", flaky)
     samples: list[tuple[float, int]] = []
     sqlite_samples: list[tuple[float, int]] = []
+    block_samples: list[tuple[float, int]] = []
     sqlite_used = sqlite_heap()
     started = time.monotonic()
     rss_start = rss_bytes()
@@ -280,6 +285,7 @@ async def soak(seconds: float, seed: int) -> dict[str, Any]:
                 while True:
                     at = time.monotonic() - started
                     samples.append((at, rss_bytes()))
+                    block_samples.append((at, sys.getallocatedblocks()))
                     if sqlite_used is not None:
                         sqlite_samples.append((at, sqlite_used()))
                     await anyio.sleep(1.0)
@@ -303,6 +309,7 @@ async def soak(seconds: float, seed: int) -> dict[str, Any]:
     # the mean of the first window after the warm-up with the mean of the last window.
     rss_warm, rss_end = warm_and_end(samples, warmup)
     growth = rss_end - rss_warm
+    blocks_warm, blocks_end = warm_and_end(block_samples, warmup)
     sqlite_growth = None
     if sqlite_samples:
         sqlite_warm, sqlite_end = warm_and_end(sqlite_samples, warmup)
@@ -327,6 +334,7 @@ async def soak(seconds: float, seed: int) -> dict[str, Any]:
             None if sqlite_growth is None else round((growth - sqlite_growth) / rss_warm * 100, 2)
         ),
         "rss_timeline_mb": timeline(samples, points=11),
+        "python_blocks_growth_pct": round((blocks_end - blocks_warm) / blocks_warm * 100, 2),
         "cache_hit_rate": round(cache.hit_rate, 4) if cache is not None else None,
         "cache_rejected_oversize": cache.snapshot.store.total.rejected_oversize if cache else 0,
         "actor_crashes": sum(health.crashes.values()),
@@ -373,17 +381,39 @@ async def leaked_waiters(rt: Runtime) -> list[str]:
     return leaks
 
 
+def cap_malloc_arenas(count: int) -> None:
+    """``mallopt(M_ARENA_MAX, count)``: glibc gives each thread that allocates its own arena
+    (up to 8 per core), and the SQLite worker threads' page caches, created and freed as
+    threads come and go, fragment them -- RSS grows while the Python heap stays flat."""
+    m_arena_max = -8
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if not libc.mallopt(m_arena_max, count):
+        raise SystemExit("mallopt(M_ARENA_MAX) failed (not glibc?)")
+
+
 def main() -> None:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--seconds", type=float, help="run length (default 600, --quick 30)")
     extra.add_argument("--backend", choices=["trio", "asyncio", "both"], default="trio")
     extra.add_argument("--seed", type=int, default=1)
+    extra.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        metavar="N",
+        help="cap glibc's malloc arenas (as MALLOC_ARENA_MAX=N would) before starting",
+    )
     known, rest = extra.parse_known_args()
     args = parse_args(__doc__, rest)
     seconds = known.seconds or (30.0 if args.quick else 600.0)
+    if known.malloc_arena_max:
+        cap_malloc_arenas(known.malloc_arena_max)
     summary = ensure_database(DATABASE, cis=CIS, days=DAYS)
     backends = ["trio", "asyncio"] if known.backend == "both" else [known.backend]
-    figures: dict[str, Any] = {"database": str(summary.path), "workers": WORKERS}
+    figures: dict[str, Any] = {
+        "database": str(summary.path),
+        "workers": WORKERS,
+        "malloc_arena_max": known.malloc_arena_max or os.environ.get("MALLOC_ARENA_MAX"),
+    }
     for backend in backends:
         result = anyio.run(partial(soak, seconds, known.seed), backend=backend)
         print(f"{backend}: {result}", file=sys.stderr)

@@ -26,7 +26,6 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ops_schema_fuzz import strategy as schema_strategy
 
 from runtime import (
     AllCandidatesFailed,
@@ -47,6 +46,7 @@ from runtime import (
 from runtime.config import RedisConfig
 from runtime.ops import PARAMS_SCHEMAS, OpsDatabase, build_database, register_ops_tools
 from runtime.selector.intents import DEFAULT_CANDIDATES
+from runtime.testing.strategies import params_from_schema
 
 pytestmark = pytest.mark.anyio
 
@@ -136,11 +136,11 @@ def enum_values(spec: Any) -> list[Any]:
 
 @st.composite
 def ops_call(draw: st.DrawFn) -> tuple[str, str, dict[Any, Any]]:
-    """A tool and params: valid ones from its schema (``test_ops_schema_fuzz.strategy``),
+    """A tool and params: valid ones from its schema (``runtime.testing``'s strategies),
     then mutated -- a key dropped, an unknown key added, a value replaced by anything."""
     tool_type, operation = draw(st.sampled_from(OPS))
     schema = PARAMS_SCHEMAS[(tool_type, operation)]
-    params: dict[Any, Any] = dict(draw(schema_strategy(schema)))
+    params: dict[Any, Any] = dict(draw(params_from_schema(schema)))
     names = sorted(param_names(schema))
     plausible = st.sampled_from(sorted(set(map(str, enum_values(schema)))) or ["x"])
     anything = st.one_of(
