@@ -70,6 +70,7 @@ _ENCODER: Final = json.JSONEncoder(
     allow_nan=False,
 )
 
+
 def _refuse(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} is not a JSON value")
 
