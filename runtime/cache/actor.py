@@ -63,11 +63,6 @@ class Lookup:
 
 
 @attrs.frozen(slots=True)
-class Peek:
-    key: CacheKey
-
-
-@attrs.frozen(slots=True)
 class Fill:
     key: CacheKey
     stored: StoredValue
@@ -186,11 +181,14 @@ class CacheActor(Actor[Any]):
         value = self._store.get_live(key, anyio.current_time())
         return None if value is MISS else value
 
+    def has_live(self, key: CacheKey) -> bool:
+        """Whether a live entry exists for ``key``, read synchronously like :meth:`try_hit`
+        (touching neither recency nor statistics); False when the actor is not running."""
+        return self.running and self._store.peek(key, anyio.current_time())
+
     def handle_call(self, message: Any, slot: ReplySlot) -> Any:
         if type(message) is Lookup:
             return self._lookup(message.key, slot)
-        if type(message) is Peek:
-            return self._store.peek(message.key, anyio.current_time())
         if type(message) is Invalidate:
             return self._invalidate(message)
         if type(message) is GetStats:

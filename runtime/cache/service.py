@@ -68,6 +68,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
+import anyio.lowlevel
 import attrs
 
 from runtime.cache.actor import (
@@ -80,7 +81,6 @@ from runtime.cache.actor import (
     Invalidate,
     Lead,
     Lookup,
-    Peek,
     RecordBypass,
     Release,
     RunYourself,
@@ -330,11 +330,8 @@ class ResultCacheService:
         key = self.key_for(spec, params, context)
         if key is None:
             return False
-        try:
-            found: bool = await self.actor.call(Peek(key))
-        except ActorUnavailable:
-            return False
-        return found
+        await anyio.lowlevel.checkpoint()
+        return self.actor.has_live(key)
 
     async def invalidate(
         self, tool_type: str, operation: str, params: Mapping[str, Any], context: ToolContext
