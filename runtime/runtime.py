@@ -169,8 +169,7 @@ class Runtime:
         """
         selector = self._require_selector()
         cached = await self._cached_candidates(selector, intent, params, context)
-        first: Ranked = await selector.choose(intent, strategy, cached)
-        ranked: list[Ranked] = await selector.rank(intent, strategy, cached)
+        first, ranked = await selector.plan(intent, strategy, cached)
         attempts: list[tuple[str, str, BaseException]] = []
         skipped: list[tuple[str, str, BaseException]] = []
         order: list[Ranked] = []

@@ -137,3 +137,15 @@ def test_a_call_served_without_running_the_tool_only_settles_its_reservation() -
     state.settle(*chosen[0], 0.1)
     assert state.reserved(*chosen[0], 0.1) == 0
     assert state.stats(*chosen[0]) == before  # no load, no latency sample
+
+
+def test_plan_returns_the_choice_and_the_ranking_it_came_from() -> None:
+    import random as _random
+
+    from runtime.selector.state import SelectorState
+
+    state = SelectorState()
+    chosen, ranked = state.plan("SEARCH", None, (), 0.0, _random.Random(3))
+    assert chosen.candidate in {r.candidate for r in ranked}
+    assert [r.candidate for r in ranked] == [r.candidate for r in state.rank("SEARCH", now=0.0)]
+    assert state.reserved(*chosen.candidate, 0.0) == 1

@@ -58,6 +58,7 @@ class Choose:
     strategy: str | Weights | None = None
     cached: frozenset[Candidate] = frozenset()
     reserve: bool = True
+    with_ranking: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -142,6 +143,19 @@ class SelectorActor(Actor[Any]):
         result: Ranked = await self.call(message, timeout=timeout)
         return result
 
+    async def plan(
+        self,
+        intent: Intent | str,
+        strategy: str | Weights | None = None,
+        cached: Iterable[Candidate] = (),
+        *,
+        timeout: float | None = None,
+    ) -> tuple[Ranked, list[Ranked]]:
+        """:meth:`choose` (reserving the pick) and the ranking it chose from, in one call."""
+        message = Choose(intent_name(intent), strategy, frozenset(cached), True, True)
+        result: tuple[Ranked, list[Ranked]] = await self.call(message, timeout=timeout)
+        return result
+
     async def snapshot(self, *, timeout: float | None = None) -> tuple[ToolSnapshot, ...]:
         result: tuple[ToolSnapshot, ...] = await self.call(Snapshot(), timeout=timeout)
         return result
@@ -182,7 +196,7 @@ class SelectorActor(Actor[Any]):
                 return None
         if isinstance(message, Choose):
             try:
-                return self._state.choose(
+                chosen, ranked = self._state.plan(
                     message.intent,
                     message.strategy,
                     message.cached,
@@ -190,6 +204,7 @@ class SelectorActor(Actor[Any]):
                     self._rng,
                     reserve=message.reserve,
                 )
+                return (chosen, ranked) if message.with_ranking else chosen
             except (LookupError, ValueError) as exc:
                 slot.set_error(exc)
                 return None

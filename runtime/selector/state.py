@@ -227,6 +227,19 @@ class SelectorState:
         With ``reserve`` (the default) the choice counts as load on the chosen operation
         until its call start is observed; pass False for a choice that will not be executed.
         """
+        return self.plan(intent, strategy, cached, now, rng, reserve=reserve)[0]
+
+    def plan(
+        self,
+        intent: Intent | str,
+        strategy: str | Weights | None,
+        cached: Iterable[Candidate],
+        now: float,
+        rng: random.Random,
+        *,
+        reserve: bool = True,
+    ) -> tuple[Ranked, list[Ranked]]:
+        """:meth:`choose` plus the ranking it chose from (for fallbacks), computed once."""
         ranked = self.rank(intent, strategy, cached, now)
         chosen = choose_among(
             ranked,
@@ -237,7 +250,7 @@ class SelectorState:
         )
         if reserve and self._settings.reservation_ttl_s > 0:
             bisect.insort(self._expire(chosen.candidate, now), now)
-        return chosen
+        return chosen, ranked
 
     def snapshot(self, now: float) -> tuple[ToolSnapshot, ...]:
         """Every operation observed so far, sorted by name."""
