@@ -145,7 +145,8 @@ def test_plan_returns_the_choice_and_the_ranking_it_came_from() -> None:
     from runtime.selector.state import SelectorState
 
     state = SelectorState()
+    before = [r.candidate for r in state.rank("SEARCH", now=0.0)]  # nothing reserved yet
     chosen, ranked = state.plan("SEARCH", None, (), 0.0, _random.Random(3))
     assert chosen.candidate in {r.candidate for r in ranked}
-    assert [r.candidate for r in ranked] == [r.candidate for r in state.rank("SEARCH", now=0.0)]
+    assert [r.candidate for r in ranked] == before
     assert state.reserved(*chosen.candidate, 0.0) == 1
