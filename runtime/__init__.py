@@ -30,7 +30,7 @@ from runtime.pipeline import (
     compile_composition,
     run_pipeline,
 )
-from runtime.runtime import Runtime, RuntimeHealth, open_runtime
+from runtime.runtime import BestResult, Runtime, RuntimeHealth, open_runtime
 from runtime.tools import Tool, ToolContext, ToolRegistry, ToolResult, ToolSpec, ToolType
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ActorUnavailable",
     "AllCandidatesFailed",
     "Backoff",
+    "BestResult",
     "CallTimeout",
     "ConfigError",
     "InvalidParams",
