@@ -214,7 +214,9 @@ class TracerConfig:
     """
 
     enabled: bool = True
-    max_records: PosInt = 10_000
+    max_records: Annotated[
+        int, _Check("an integer between 1 and 10,000,000", lambda v: 1 <= v <= 10_000_000)
+    ] = 10_000
     mailbox_size: PosInt = 8192
     redact_keys: tuple[str, ...] = (
         "password",

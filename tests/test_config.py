@@ -64,7 +64,8 @@ def test_durations(text: Any, seconds: float) -> None:
         ({"cache": {"redis": {"url": 5}}}, "cache.redis.url", "string"),
         ({"cache": {"volatile_params": "request_id"}}, "cache.volatile_params", "list"),
         ({"executor": {"default_timeout": True}}, "executor.default_timeout", "duration"),
-        ({"tracer": {"max_records": 0}}, "tracer.max_records", "positive"),
+        ({"tracer": {"max_records": 0}}, "tracer.max_records", "between 1 and"),
+        ({"tracer": {"max_records": 2**63}}, "tracer.max_records", "between 1 and"),
         (
             {"selector": {"profiles": {"CI": {"search": {"accuracy": 1.5}}}}},
             "selector.profiles.CI.search.accuracy",

@@ -63,6 +63,11 @@ class Lookup:
 
 
 @attrs.frozen(slots=True)
+class Peek:
+    key: CacheKey
+
+
+@attrs.frozen(slots=True)
 class Fill:
     key: CacheKey
     stored: StoredValue
@@ -189,6 +194,8 @@ class CacheActor(Actor[Any]):
     def handle_call(self, message: Any, slot: ReplySlot) -> Any:
         if type(message) is Lookup:
             return self._lookup(message.key, slot)
+        if type(message) is Peek:
+            return self._store.peek(message.key, anyio.current_time())
         if type(message) is Invalidate:
             return self._invalidate(message)
         if type(message) is GetStats:

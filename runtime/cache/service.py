@@ -81,6 +81,7 @@ from runtime.cache.actor import (
     Invalidate,
     Lead,
     Lookup,
+    Peek,
     RecordBypass,
     Release,
     RunYourself,
@@ -331,7 +332,15 @@ class ResultCacheService:
         if key is None:
             return False
         await anyio.lowlevel.checkpoint()
-        return self.actor.has_live(key)
+        if self.actor.has_live(key):
+            return True
+        # Not seen yet -- but a fill this caller's own earlier call sent may still be
+        # queued; a call is served after every cast sent before it, so ask the mailbox.
+        try:
+            found: bool = await self.actor.call(Peek(key))
+        except ActorUnavailable:
+            return False
+        return found
 
     async def invalidate(
         self, tool_type: str, operation: str, params: Mapping[str, Any], context: ToolContext
