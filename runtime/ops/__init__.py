@@ -2,7 +2,8 @@
 
 - :func:`build_database` / :func:`ensure_database` / :func:`seed_db_main` create the
   deterministic sample CMDB (``runtime.ops.generate``);
-- :class:`OpsDatabase` opens it for the tools (thread-local connections, query counter);
+- :class:`OpsDatabase` opens it for the tools (its own worker threads, one connection
+  each; a query counter);
 - :func:`register_ops_tools` registers CI.search/get/aggregate, METRIC.aggregate/series,
   GRAPH.expand/path, HISTORY.event_log and CEP.simulate on a ``ToolRegistry``;
 - :data:`PARAMS_SCHEMAS` describes every tool's params (see ``runtime.ops.params``).

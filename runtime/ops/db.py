@@ -1,17 +1,30 @@
-"""Access to the sample CMDB from async code: worker threads, one connection each.
+"""Access to the sample CMDB from async code: a few long-lived threads, one connection each.
 
-``sqlite3`` blocks, so every query runs in a worker thread (``anyio.to_thread``) and the
-event loop never waits on the disk.  A connection may only be used by one thread at a
-time, and opening one per call costs more than most queries, so each worker thread keeps
-its own connections (``threading.local``): a read-only one (``mode=ro`` URI — a read tool
-*cannot* write, whatever SQL it builds) and, on first use by a writing tool, a read-write
-one.  The database is in WAL mode, so readers never wait for the CEP log writer.
+``sqlite3`` blocks, so every query runs on a worker thread and the event loop never waits
+on the disk.  The database owns those threads: ``readers`` (default 4) that share a queue
+of read jobs, each with its own read-only connection (``mode=ro`` URI -- a read tool
+*cannot* write, whatever SQL it builds), and one writer with the only read-write
+connection.  The database is in WAL mode, so readers never wait for the CEP log writer.
+
+Why its own threads rather than ``anyio.to_thread``: anyio's worker threads come and go
+(idle ones expire), and a connection belongs to the thread that opened it, so every new
+thread opened new connections, filled new SQLite page caches, and -- glibc giving each
+allocating thread its own malloc arena -- fragmented a new arena.  Over a long run the
+resident size crept up while the Python heap stayed flat (docs/reliability.md, "Soak").
+A fixed set of threads keeps the connections, page caches and arenas bounded.
+
+The threads belong to no event loop: each call brings its own way back, a token of the
+caller's loop (``anyio.lowlevel.current_token``) and an ``anyio.Event`` that the worker
+sets through the token's ``run_sync_soon``.  That hand-off never waits for the loop, so a
+worker can never hang on a loop that closed meanwhile (the blocking
+``anyio.from_thread.run_sync`` could, on asyncio, if the loop closed between posting the
+callback and running it), and one database serves any number of loops, trio or asyncio,
+one after another or at once.
 
 A cancelled read (a tool timeout, say) must not keep its caller waiting for a slow query:
-reads run with ``abandon_on_cancel`` and the cancelled caller interrupts *its own* query
-(``sqlite3.Connection.interrupt``, guarded so it can never hit a later call that reuses
-the same worker thread).  Writes are not abandoned: a CEP simulation finishes, or fails,
-before its caller moves on.
+the caller returns at once and interrupts *its own* query (``Connection.interrupt``,
+guarded so it can never hit the next job on the same connection).  Writes are not
+abandoned: a CEP simulation finishes, or fails, before its caller moves on.
 
 Every query a tool issues goes through a :class:`Session` that counts it in a
 :class:`QueryCounter`; the demo and the benchmarks compare that count with the number of
@@ -20,20 +33,29 @@ tool calls to show what caching saves.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
 __all__ = ["OpsDatabase", "QueryCounter", "Session"]
 
 T = TypeVar("T")
+
+DEFAULT_READERS = 4
+# close() waits this long for each thread to finish its last job and close its connection.
+_JOIN_TIMEOUT_S = 5.0
 
 
 class QueryCounter:
@@ -97,31 +119,67 @@ class Session:
         return rowid
 
 
-class _Job:
-    """One call's claim on its worker thread's connection, for a guarded interrupt."""
+class _Job(Generic[T]):
+    """One call: its work, its outcome, and the way back to its caller's event loop.
 
-    def __init__(self) -> None:
+    ``state`` goes pending -> running -> finished, or to cancelled from pending or running;
+    its lock makes "interrupt my query" and "my query is over, the connection is free"
+    exclusive, so a cancellation can never interrupt the next job on the connection.
+    """
+
+    def __init__(self, label: str, work: Callable[[Session], T]) -> None:
+        self.label = label
+        self.done = anyio.Event()
+        self._work = work
+        # Run the work in the caller's context, as anyio.to_thread would.
+        self._context = contextvars.copy_context()
+        self._token = anyio.lowlevel.current_token()
         self._lock = threading.Lock()
+        self._state = "pending"
         self._conn: sqlite3.Connection | None = None
-        self._state = "pending"  # -> running -> finished, or -> cancelled
+        self._value: T | None = None
+        self._error: BaseException | None = None
 
-    def start(self, conn: sqlite3.Connection) -> bool:
+    def run(self, conn: sqlite3.Connection, session: Session) -> None:
+        """On the worker thread: do the work unless cancelled first, then wake the caller."""
         with self._lock:
             if self._state == "cancelled":
-                return False
+                return
             self._conn, self._state = conn, "running"
-            return True
+        try:
+            self._value = self._context.run(self._work, session)
+        except BaseException as exc:  # handed to the caller, whatever it is
+            self._error = exc
+        self._finish()
 
-    def finish(self) -> None:
+    def fail(self, error: BaseException) -> None:
+        """On the worker thread: the job cannot run (no connection); tell the caller."""
+        self._error = error
+        self._finish()
+
+    def _finish(self) -> None:
         with self._lock:
-            self._state = "finished"
+            abandoned = self._state == "cancelled"
+            self._state, self._conn = "finished", None
+        if abandoned:
+            self._error = None  # nobody will read it; don't keep its traceback alive
+            return
+        # If the caller's event loop is gone, so is the caller: nobody to wake.
+        with contextlib.suppress(anyio.RunFinishedError):
+            self._token.backend_class.run_sync_soon(self.done.set, (), self._token.native_token)
 
     def cancel(self) -> None:
+        """On the caller's loop, when the caller gives up: interrupt the query if running."""
         with self._lock:
             if self._state == "running" and self._conn is not None:
                 self._conn.interrupt()
             if self._state != "finished":
                 self._state = "cancelled"
+
+    def outcome(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # T may itself allow None
 
 
 def _read_meta(path: Path) -> dict[str, str]:
@@ -140,11 +198,20 @@ class OpsDatabase:
     """The sample CMDB, opened for the ops tools.
 
     Constructing one reads the ``meta`` table (a quick blocking read; from async code use
-    :meth:`open`).  :meth:`close` closes every connection any worker thread opened; call
-    it when no tool call is running any more.
+    :meth:`open`).  The worker threads start on first use (``readers`` of them for reads,
+    one for writes) and live until :meth:`close`, which stops them; each closes its
+    connection as it stops.  Call it when no tool call is running any more.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = 5.0,
+        readers: int = DEFAULT_READERS,
+    ) -> None:
+        if readers < 1:
+            raise ValueError(f"readers must be at least 1, not {readers}")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ops database at {self.path}")
@@ -152,10 +219,13 @@ class OpsDatabase:
         self.now = int(self.meta["now"])
         self.step = int(self.meta["resolution_s"])
         self.counter = QueryCounter()
+        self.readers = readers
         self._busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._reads: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._read_threads: list[threading.Thread] = []
+        self._write_threads: list[threading.Thread] = []
         self._closed = False
 
     @classmethod
@@ -173,72 +243,107 @@ class OpsDatabase:
     def reset_query_count(self) -> None:
         self.counter.reset()
 
+    def threads(self) -> list[threading.Thread]:
+        """The worker threads started so far (for tests and diagnostics)."""
+        with self._lock:
+            return [*self._read_threads, *self._write_threads]
+
     async def read(self, label: str, work: Callable[[Session], T]) -> T:
-        """Run ``work`` on a worker thread with that thread's read-only connection.
+        """Run ``work`` on a reader thread with that thread's read-only connection.
 
         If the caller is cancelled, it returns at once and the query is interrupted.
         """
-        job = _Job()
+        await anyio.lowlevel.checkpoint()  # as anyio.to_thread: cancelled callers don't start
+        job = self._submit(label, work, writable=False)
         try:
-            return await anyio.to_thread.run_sync(
-                self._run, label, work, False, job, abandon_on_cancel=True
-            )
+            await job.done.wait()
         except anyio.get_cancelled_exc_class():
             job.cancel()
             raise
+        return job.outcome()
 
     async def write(self, label: str, work: Callable[[Session], T]) -> T:
-        """Run ``work`` on a worker thread with that thread's read-write connection."""
-        return await anyio.to_thread.run_sync(self._run, label, work, True, _Job())
+        """Run ``work`` on the writer thread with the read-write connection.
 
-    def _run(self, label: str, work: Callable[[Session], T], writable: bool, job: _Job) -> T:
-        if self._closed:
-            raise RuntimeError(f"ops database {self.path} is closed")
-        conn = self._connection(writable)
-        if not job.start(conn):
-            raise RuntimeError("cancelled before it started")
-        try:
-            return work(Session(conn, self.counter, label, self.now, self.step))
-        finally:
-            job.finish()
+        A cancelled caller still waits for the write to finish; the cancellation reaches
+        it at its next checkpoint.
+        """
+        await anyio.lowlevel.checkpoint()
+        job = self._submit(label, work, writable=True)
+        with anyio.CancelScope(shield=True):
+            await job.done.wait()
+        return job.outcome()
 
-    def _connection(self, writable: bool) -> sqlite3.Connection:
-        attr = "rw" if writable else "ro"
-        conn: sqlite3.Connection | None = getattr(self._local, attr, None)
-        if conn is not None:
-            return conn
+    def _submit(self, label: str, work: Callable[[Session], T], *, writable: bool) -> _Job[T]:
+        job = _Job(label, work)
         with self._lock:
+            # Under the lock, so a job can never be queued behind close()'s stop markers.
             if self._closed:
                 raise RuntimeError(f"ops database {self.path} is closed")
-            # Worker threads come and go; close what the dead ones left behind.
-            alive = []
-            for thread, old in self._connections:
-                if thread.is_alive():
-                    alive.append((thread, old))
-                else:
-                    old.close()
             if writable:
-                conn = sqlite3.connect(
-                    self.path, timeout=self._busy_timeout_s, check_same_thread=False
-                )
+                self._start(self._write_threads, self._writes, 1, "write")
+                self._writes.put(job)
             else:
-                conn = sqlite3.connect(
-                    _ro_uri(self.path),
-                    uri=True,
-                    timeout=self._busy_timeout_s,
-                    check_same_thread=False,
-                )
-            alive.append((threading.current_thread(), conn))
-            self._connections = alive
-        setattr(self._local, attr, conn)
-        return conn
+                self._start(self._read_threads, self._reads, self.readers, "read")
+                self._reads.put(job)
+        return job
+
+    def _start(
+        self,
+        threads: list[threading.Thread],
+        jobs: queue.SimpleQueue[_Job[Any] | None],
+        count: int,
+        kind: str,
+    ) -> None:
+        while len(threads) < count:
+            thread = threading.Thread(
+                target=self._serve,
+                args=(jobs, kind == "write"),
+                name=f"ops-db-{kind}-{len(threads)}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append(thread)
+
+    def _serve(self, jobs: queue.SimpleQueue[_Job[Any] | None], writable: bool) -> None:
+        """A worker thread's life: one connection, opened here on first use, and a loop."""
+        conn: sqlite3.Connection | None = None
+        try:
+            while (job := jobs.get()) is not None:
+                if conn is None:
+                    try:
+                        conn = self._connect(writable)
+                    except Exception as exc:  # the file vanished, say: fail this job only
+                        job.fail(exc)
+                        continue
+                job.run(conn, Session(conn, self.counter, job.label, self.now, self.step))
+                del job  # don't keep the last job's value alive while idle
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _connect(self, writable: bool) -> sqlite3.Connection:
+        # check_same_thread=False only so a cancelled caller may interrupt() from its loop.
+        if writable:
+            return sqlite3.connect(self.path, timeout=self._busy_timeout_s, check_same_thread=False)
+        return sqlite3.connect(
+            _ro_uri(self.path), uri=True, timeout=self._busy_timeout_s, check_same_thread=False
+        )
 
     def close(self) -> None:
+        """Stop the worker threads (after the jobs already queued) and wait for them."""
         with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for _, conn in connections:
-            conn.close()
+            already, self._closed = self._closed, True
+            threads = [*self._read_threads, *self._write_threads]
+            if not already:
+                for _ in self._read_threads:
+                    self._reads.put(None)
+                for _ in self._write_threads:
+                    self._writes.put(None)
+        current = threading.current_thread()
+        for thread in threads:
+            if thread is not current:
+                thread.join(_JOIN_TIMEOUT_S)
 
     def __enter__(self) -> OpsDatabase:
         return self
