@@ -180,7 +180,9 @@ def finished(
     current = latency_at(stats, now, settings)
     if outcome in ("error", "censored"):
         rtt = max(rtt, current)
-    if stats.stamp is None or rtt > current:
+    if stats.stamp is None or rtt >= current:
+        # ``>=``, not ``>``: blending a value with itself can round one ulp below it, and
+        # a failure clamped to the current estimate must never lower that estimate.
         latency = rtt
     else:
         w = _weight(stats, now, settings.decay_s)
