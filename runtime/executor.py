@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import anyio
 import anyio.lowlevel
 
+from runtime._clock import Clock
 from runtime.calls import (
     CURRENT_SPAN,
     CacheOutcome,
@@ -38,6 +39,9 @@ from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
 from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec, safe_execute
 
 __all__ = ["Executor", "ResultCache", "failure_exception"]
+
+# How many calls may finish in a row without yielding to the scheduler; see execute_result.
+YIELD_EVERY: Final = 32
 
 SizeResult = Callable[[str, str, Any], tuple[int | None, int | None, bool]]
 """``size_result(tool_type, operation, data) -> (count, size_bytes, estimated)``."""
@@ -66,6 +70,7 @@ class Executor:
         cache: ResultCache | None = None,
         observers: Sequence[CallObserver] = (),
         ids: IdGenerator | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.registry = registry
         self.config = config if config is not None else ExecutorConfig()
@@ -78,6 +83,9 @@ class Executor:
         sizers = [getattr(o, "size_result", None) for o in self.observers]
         self._size_result: SizeResult | None = next((f for f in sizers if f is not None), None)
         self.ids = ids if ids is not None else IdGenerator()
+        # open_runtime passes its loop's clock, bound once (see runtime._clock).
+        self._now: Clock = clock if clock is not None else anyio.current_time
+        self._calls_since_yield = 0
 
     async def execute(
         self,
@@ -117,30 +125,30 @@ class Executor:
         """
         if not isinstance(context, ToolContext):
             raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):
             raise TypeError(
                 f"params for {tool_type}.{operation} must be a mapping, got {type(params).__name__}"
             )
         tool_type = str(tool_type)
-        # Every call is a checkpoint, as every trio API is: a loop of cache hits or of
-        # tools that never await would otherwise starve the actors (and the app).
-        await anyio.lowlevel.checkpoint()
+        # Every call checks for cancellation, and at least one call in YIELD_EVERY also
+        # yields to the scheduler, so a loop of cache hits (or of tools that never await)
+        # cannot starve the actors or the application.  Yielding on *every* call, as trio's
+        # own APIs do, was a third of a cache hit's cost; a cooperative budget is tokio's
+        # answer to the same trade-off (see docs/architecture.md, "Decisions and why").
+        self._calls_since_yield += 1
+        if self._calls_since_yield >= YIELD_EVERY:
+            self._calls_since_yield = 0
+            await anyio.lowlevel.checkpoint()
+        else:
+            await anyio.lowlevel.checkpoint_if_cancelled()
         try:
             spec = self.registry.get(tool_type, operation)
         except ToolNotFound as exc:
             return ToolResult.from_exception(exc)
         if timeout is None:
             timeout = self.config.timeout_for(tool_type, operation)
-        return await self._traced(spec, params, context, timeout, fallback_used)
-
-    async def _traced(
-        self,
-        spec: ToolSpec,
-        params: Mapping[str, Any],
-        context: ToolContext,
-        timeout: float | None,
-        fallback_used: bool = False,
-    ) -> ToolResult:
+        # What follows is inlined rather than a helper coroutine: on a cache hit, each
+        # coroutine layer is a measurable share of the call.
         observers = self.observers
         parent = CURRENT_SPAN.get()
         if parent is not None:
@@ -148,7 +156,8 @@ class Executor:
         else:
             trace_id = context.trace_id or self.ids.trace_id()
         span_id = self.ids.span_id()
-        started = anyio.current_time()
+        now = self._now
+        started = now()
         started_wall = time.time()
         result: ToolResult | None = None
         outcome: CacheOutcome = "off"
@@ -160,12 +169,17 @@ class Executor:
             nonlocal executed
             executed = True
             if self._start_observers:
-                start = CallStart(spec.tool_type, spec.operation, anyio.current_time())
+                start = CallStart(spec.tool_type, spec.operation, now())
                 for observer in self._start_observers:
                     observer.call_started(start)
-            return await self._run(spec, params, context, timeout)
+            # The span is current only while the tool runs -- the only code that can make
+            # child calls -- so a cache hit pays nothing for it.
+            token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
+            try:
+                return await self._run(spec, params, context, timeout)
+            finally:
+                CURRENT_SPAN.reset(token)
 
-        token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
         try:
             if self.cache is None:
                 result = await run_tool()
@@ -173,7 +187,6 @@ class Executor:
                 result, outcome = await self.cache.fetch(spec, params, context, run_tool)
             return result
         finally:
-            CURRENT_SPAN.reset(token)
             if observers:
                 # Positional: this runs on every call (see _report).
                 report = _report(
@@ -187,7 +200,7 @@ class Executor:
                     parent.span_id if parent is not None else None,
                     started,
                     started_wall,
-                    anyio.current_time() - started,
+                    now() - started,
                     fallback_used,
                     executed,
                     self._size_result,

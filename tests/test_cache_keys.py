@@ -11,6 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from runtime.cache import CacheKey, Uncacheable, make_key, volatile_keys
+from runtime.cache.keys import key_digest
 from runtime.tools import ToolType
 
 scalars = (
@@ -107,6 +108,20 @@ def test_volatile_keys_are_ignored(
 def test_distinct_canonical_params_give_distinct_keys(a: dict[str, Any], b: dict[str, Any]) -> None:
     same = reference_form(a) == reference_form(b)
     assert (make_key("t", "CI", "search", a) == make_key("t", "CI", "search", b)) == same
+
+
+@given(param_dicts, st.sampled_from(["CI", ToolType.CI, "METRIC"]), st.booleans())
+def test_the_hit_paths_digest_is_the_keys_digest(
+    params: dict[str, Any], tool_type: str, noisy: bool
+) -> None:
+    # The hit path looks entries up by key_digest alone; it must be make_key's digest.
+    volatile = volatile_keys(["session"])
+    if noisy:
+        params = {**params, "request_id": "r-1", "session": 7}
+    key = make_key("t", tool_type, "get", params, volatile)
+    assert key_digest("t", tool_type, "get", params, volatile) == key.digest
+    assert key.tool_type == str(tool_type)
+    assert type(key.tool_type) is str
 
 
 @given(param_dicts)

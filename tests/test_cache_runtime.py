@@ -190,6 +190,27 @@ async def test_cancelled_followers_do_not_disturb_the_others() -> None:
     assert all(a == {"record": {"ci_id": 4}} for a in answers)
 
 
+async def test_a_cancelled_caller_gets_no_hit_and_is_not_counted() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry) as rt:
+        assert rt.cache is not None
+        await rt.execute("CI", "search", {"q": "x"}, ACME)
+        served = False
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await rt.execute("CI", "search", {"q": "x"}, ACME)  # a hit, which never yields
+            served = True
+        assert scope.cancelled_caught
+        assert not served
+        counters = (await rt.cache.stats()).snapshot.store.by_operation[("CI", "search")]
+        assert (counters.hits, counters.misses) == (0, 1)
+        assert await rt.execute("CI", "search", {"q": "x"}, ACME) == {
+            "records": [{"ci_id": 1, "tenant": "acme"}],
+            "q": "x",
+        }
+    assert tools.calls["search"] == 1
+
+
 async def test_tenants_never_share_entries() -> None:
     tools = Tools()
     async with open_runtime(tools.registry) as rt:

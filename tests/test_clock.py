@@ -1,6 +1,8 @@
 import anyio
 import pytest
 
+from runtime._clock import loop_clock
+
 pytestmark = pytest.mark.anyio
 
 
@@ -22,3 +24,16 @@ async def test_virtual_time_fires_timeouts_at_their_deadline() -> None:
         await anyio.sleep_forever()
     assert scope.cancelled_caught
     assert anyio.current_time() - start == pytest.approx(2.5)
+
+
+@pytest.mark.virtual_time
+async def test_the_bound_loop_clock_is_the_clock_anyio_reads_virtual_or_not() -> None:
+    clock = loop_clock()
+    await anyio.sleep(1000)
+    assert clock() == anyio.current_time()
+
+
+async def test_the_bound_loop_clock_reads_the_real_clock_outside_virtual_time() -> None:
+    clock = loop_clock()
+    before = anyio.current_time()
+    assert before <= clock() <= anyio.current_time()

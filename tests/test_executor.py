@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from runtime.calls import CURRENT_SPAN, CallReport, CallStart, IdGenerator
 from runtime.config import ExecutorConfig
 from runtime.errors import InvalidParams, ToolExecutionError, ToolNotFound, ToolTimeout
-from runtime.executor import Executor
+from runtime.executor import YIELD_EVERY, Executor
 from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolType
 
 pytestmark = pytest.mark.anyio
@@ -229,3 +230,43 @@ def test_id_generator_never_repeats_and_is_replayable_with_a_seed() -> None:
     assert len(many) == 10_000
     first, second = IdGenerator(seed="x"), IdGenerator(seed="x")
     assert [first.span_id() for _ in range(3)] == [second.span_id() for _ in range(3)]
+
+
+async def test_a_loop_of_calls_that_never_await_still_lets_other_tasks_run() -> None:
+    # Cooperative budget: one call in YIELD_EVERY yields to the scheduler, the others
+    # only check for cancellation -- so a hot loop neither starves the other tasks nor
+    # pays a scheduler pass on every call.
+    executor = Executor(make_registry())
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    calls = 10 * YIELD_EVERY
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(other_task)
+        await anyio.lowlevel.checkpoint()  # let it start
+        before = turns
+        for _ in range(calls):
+            assert await executor.execute("CI", "double", {"n": 2}, CTX) == 4
+        ran = turns - before
+        tasks.cancel_scope.cancel()
+    assert calls // YIELD_EVERY - 1 <= ran <= calls // YIELD_EVERY + 1
+
+
+async def test_a_cancelled_caller_is_stopped_at_the_call_even_if_nothing_would_yield() -> None:
+    recorder = Recorder()
+    executor = Executor(make_registry(), observers=[recorder])
+    reached_after = False
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await executor.execute("CI", "double", {"n": 2}, CTX)
+        reached_after = True
+    assert scope.cancelled_caught
+    assert not reached_after
+    assert recorder.started == []
+    assert recorder.finished == []
+    assert await executor.execute("CI", "double", {"n": 2}, CTX) == 4  # and it still serves

@@ -11,6 +11,7 @@ import pytest
 
 from runtime import AllCandidatesFailed, ToolContext, ToolRegistry, UnknownIntent, open_runtime
 from runtime.config import RuntimeConfig, TracerConfig
+from runtime.selector import Ranked
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +192,28 @@ async def test_candidates_that_would_reject_the_params_are_skipped_not_run() -> 
         assert (await rt.execute_best("LOOKUP", {"ci_id": 1}, CTX)).skipped == ()
     assert ran["search"] >= 5
     assert ran["search"] + ran["get"] == 6
+
+
+async def test_a_hit_settles_the_choice_it_answers_and_other_hits_skip_the_selector() -> None:
+    tools = Tools()
+    async with open_runtime(tools.registry) as rt:
+        selector = rt.selector
+        assert selector is not None
+        for op in ("search", "get"):  # fill the cache: from here on, both are hits
+            await rt.execute("CI", op, {"q": "a"}, CTX)
+        await selector.snapshot()  # the casts before it are handled before it
+        before = selector.stats().processed
+        for _ in range(20):
+            await rt.execute("CI", "get", {"q": "a"}, CTX)
+        await selector.snapshot()
+        # Hits answering no choice teach nothing and are not even sent: only the snapshot.
+        assert selector.stats().processed - before == 1
+
+        def reserved(ranking: list[Ranked], op: str) -> int:
+            return next(r.evidence["reserved"] for r in ranking if r.operation == op)
+
+        chosen = await selector.choose("SEARCH")
+        assert reserved(await selector.rank("SEARCH"), chosen.operation) == 1
+        await rt.execute(chosen.tool_type, chosen.operation, {"q": "a"}, CTX)  # a hit
+        assert reserved(await selector.rank("SEARCH"), chosen.operation) == 0
+    assert tools.calls == {"search": 1, "get": 1}

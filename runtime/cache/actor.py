@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 import attrs
 
+from runtime._clock import Clock, loop_clock
 from runtime.actor import DEFER, Actor, ReplySlot
 from runtime.cache.keys import CacheKey
 from runtime.cache.store import MISS, CacheStats, CacheStore
@@ -164,15 +165,18 @@ class CacheActor(Actor[Any]):
         self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes)
         self._flights: dict[bytes, _Flight] = {}
         self._epoch = 0
+        self._now: Clock = anyio.current_time
 
     def on_start(self) -> None:
+        self._now = loop_clock()  # bound once in the loop the actor runs in
         # A restart begins empty: after a crash nothing in the old state is trusted.
         self._store = CacheStore(self._max_entries, self._max_bytes)
         self._flights = {}
         self._epoch += 1
 
-    def try_hit(self, key: CacheKey) -> StoredValue | None:
-        """Serve a hit synchronously in the caller's task; None means "ask the mailbox".
+    def try_hit(self, digest: bytes) -> StoredValue | None:
+        """Serve a hit for a key's ``digest`` synchronously in the caller's task; None
+        means "ask the mailbox".
 
         A hit needs no coordination, and the mailbox hop is a full request/reply: as
         much again as everything else a hit costs.  This is safe without a lock because
@@ -183,19 +187,19 @@ class CacheActor(Actor[Any]):
         """
         if not self.running:
             return None
-        value = self._store.get_live(key, anyio.current_time())
+        value = self._store.get_live(digest, self._now())
         return None if value is MISS else value
 
     def has_live(self, key: CacheKey) -> bool:
         """Whether a live entry exists for ``key``, read synchronously like :meth:`try_hit`
         (touching neither recency nor statistics); False when the actor is not running."""
-        return self.running and self._store.peek(key, anyio.current_time())
+        return self.running and self._store.peek(key, self._now())
 
     def handle_call(self, message: Any, slot: ReplySlot) -> Any:
         if type(message) is Lookup:
             return self._lookup(message.key, slot)
         if type(message) is Peek:
-            return self._store.peek(message.key, anyio.current_time())
+            return self._store.peek(message.key, self._now())
         if type(message) is Invalidate:
             return self._invalidate(message)
         if type(message) is GetStats:
@@ -222,7 +226,7 @@ class CacheActor(Actor[Any]):
             raise TypeError(f"cache actor got an unknown cast {message!r}")
 
     def _lookup(self, key: CacheKey, slot: ReplySlot) -> Any:
-        value = self._store.get(key, anyio.current_time())
+        value = self._store.get(key, self._now())
         if value is not MISS:
             return Hit(value)
         flight = self._flights.get(key.digest)
@@ -235,7 +239,7 @@ class CacheActor(Actor[Any]):
 
     def _fill(self, message: Fill) -> None:
         if message.epoch == self._epoch and message.ttl > 0:
-            now = anyio.current_time()
+            now = self._now()
             self._store.put(
                 message.key, message.stored, size=len(message.stored), ttl=message.ttl, now=now
             )
@@ -262,7 +266,7 @@ class CacheActor(Actor[Any]):
 
     def _invalidate(self, message: Invalidate) -> int:
         self._epoch += 1
-        now = anyio.current_time()
+        now = self._now()
         if message.key is not None:
             return int(self._store.invalidate(message.key, now))
         if message.tool_type is not None:

@@ -50,6 +50,7 @@ __all__ = [
     "CacheKey",
     "Uncacheable",
     "canonical_params",
+    "key_digest",
     "make_key",
     "volatile_keys",
 ]
@@ -88,6 +89,7 @@ _C_ENCODE: Final = (
     else None
 )
 _PERSON: Final = b"runtime.cache.k1"  # 16 bytes: separates our digests from any other use
+_HASHER: Final = hashlib.blake2b(digest_size=DIGEST_SIZE, person=_PERSON)
 _MAX_DEPTH: Final = 64
 
 
@@ -206,11 +208,33 @@ def make_key(
     :func:`volatile_keys`).  Raises :class:`Uncacheable` when the params cannot be
     canonicalised; the caller should then bypass the cache (and count it).
     """
+    digest = key_digest(tenant, tool_type, operation, params, volatile)
+    # str() strips str subclasses (StrEnum members) so ToolType.CI and "CI" agree.
+    return CacheKey(str(tenant), str(tool_type), str(operation), digest)
+
+
+def key_digest(
+    tenant: str,
+    tool_type: str,
+    operation: str,
+    params: Mapping[str, Any],
+    volatile: frozenset[str] = VOLATILE_KEYS,
+) -> bytes:
+    """The digest :func:`make_key` would put in the key, without building the key.
+
+    A cache hit needs only the digest (it alone identifies an entry), so the hit path
+    builds the :class:`CacheKey` only when it misses.
+    """
     for name, part in (("tenant", tenant), ("tool_type", tool_type), ("operation", operation)):
         if not isinstance(part, str):
             raise Uncacheable(f"{name} must be a str, got {type(part).__name__}")
-    kept = canonical_params(params, volatile)
-    # str() strips str subclasses (StrEnum members) so ToolType.CI and "CI" agree.
+    if type(params) is dict and volatile.isdisjoint(params):
+        # Nothing to leave out: check the caller's dict in place rather than copy it (it
+        # is only read, never kept).
+        kept = params
+        _check(kept, "", 0)
+    else:
+        kept = canonical_params(params, volatile)
     tenant, tool_type, operation = str(tenant), str(tool_type), str(operation)
     try:
         whole = ["v1", tenant, tool_type, operation, kept]
@@ -218,7 +242,6 @@ def make_key(
     except (TypeError, ValueError) as exc:  # a NaN the fast check let through, say
         _check(kept, "", 0, fast=False)  # raises, naming where the problem is
         raise Uncacheable(str(exc)) from exc
-    digest = hashlib.blake2b(
-        document.encode("ascii"), digest_size=DIGEST_SIZE, person=_PERSON
-    ).digest()
-    return CacheKey(tenant, tool_type, operation, digest)
+    hasher = _HASHER.copy()  # a copy of a primed hasher: no keyword parsing per key
+    hasher.update(document.encode("ascii"))
+    return hasher.digest()

@@ -89,7 +89,7 @@ from runtime.cache.actor import (
     SharedFailure,
     Unshare,
 )
-from runtime.cache.keys import CacheKey, Uncacheable, make_key, volatile_keys
+from runtime.cache.keys import CacheKey, Uncacheable, key_digest, make_key, volatile_keys
 from runtime.cache.redis import Hit as SharedHit
 from runtime.cache.redis import RedisTier, RedisTierStats
 from runtime.cache.values import StoredValue, freeze, thaw
@@ -215,10 +215,18 @@ class ResultCacheService:
         self, spec: ToolSpec, params: Mapping[str, Any], context: ToolContext
     ) -> CacheKey | None:
         """The cache key of a call, or None when the call must bypass the cache."""
+        digest = self._digest_for(spec, params, context)
+        if digest is None:
+            return None
+        return _key(spec, context, digest)
+
+    def _digest_for(
+        self, spec: ToolSpec, params: Mapping[str, Any], context: ToolContext
+    ) -> bytes | None:
         if spec.side_effects or self.config.ttl_for(spec.tool_type, spec.operation) <= 0:
             return None
         try:
-            return make_key(
+            return key_digest(
                 context.tenant_id, spec.tool_type, spec.operation, params, self._volatile
             )
         except Uncacheable:
@@ -231,13 +239,14 @@ class ResultCacheService:
         context: ToolContext,
         compute: Compute,
     ) -> tuple[ToolResult, CacheOutcome]:
-        key = self.key_for(spec, params, context)
-        if key is None:
+        digest = self._digest_for(spec, params, context)
+        if digest is None:
             self.actor.cast(RecordBypass(spec.tool_type, spec.operation))
             return await compute(), "bypass"
-        stored = self.actor.try_hit(key)  # a hit needs no mailbox round trip
+        stored = self.actor.try_hit(digest)  # a hit needs no mailbox round trip
         if stored is not None:
             return _unstore(stored), "hit"
+        key = _key(spec, context, digest)
         release = self._releaser(key)
         try:
             reply = await self.actor.call(Lookup(key), on_late_reply=release)
@@ -389,6 +398,12 @@ class ResultCacheService:
             l2_rejected=self._l2_rejected,
             l2_writes_skipped=self._l2_writes_skipped,
         )
+
+
+def _key(spec: ToolSpec, context: ToolContext, digest: bytes) -> CacheKey:
+    """The key :func:`make_key` builds, from a digest already computed."""
+    # str() as make_key does: a StrEnum member and its value are one key.
+    return CacheKey(str(context.tenant_id), str(spec.tool_type), str(spec.operation), digest)
 
 
 def _store(result: ToolResult) -> StoredValue:

@@ -293,14 +293,17 @@ class CacheStore(Generic[V]):
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 
-    def get_live(self, key: CacheKey, now: float) -> V | Miss:
+    def get_live(self, digest: bytes, now: float) -> V | Miss:
         """Like :meth:`get` for a live entry; on anything else returns ``MISS`` counting
         and changing nothing, so the caller can fall back to :meth:`get` (which counts the
-        miss and reclaims an expired entry) without counting twice."""
-        entry = self._entries.get(key.digest)
+        miss and reclaims an expired entry) without counting twice.
+
+        Takes the key's ``digest`` alone (it identifies the entry): the hit path builds
+        no :class:`CacheKey` until it misses."""
+        entry = self._entries.get(digest)
         if entry is None or now >= entry.expires:
             return MISS
-        self._entries.move_to_end(key.digest)
+        self._entries.move_to_end(digest)
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 

@@ -111,8 +111,18 @@ class SelectorActor(Actor[Any]):
         self.cast(start)
 
     def call_finished(self, report: CallReport) -> None:
-        if report.kind == "tool_call":
-            self.cast(report)
+        if report.kind != "tool_call":
+            return
+        if not report.executed and not self._state.holds_reservations(
+            report.tool_type, report.operation
+        ):
+            # A cache hit or a coalesced follower teaches nothing and releases no load; it
+            # matters only when it answers a choice (see handle_cast).  Reading the state
+            # here is safe: this never awaits, so it runs between the actor's own steps.
+            # With no reservation held, the cast would be a no-op -- and, should a choice
+            # be made before it is handled, it would settle that unrelated reservation.
+            return
+        self.cast(report)
 
     # -- the caller's API -------------------------------------------------------------------
 

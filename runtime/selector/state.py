@@ -130,6 +130,10 @@ class SelectorState:
             return 0
         return len(stamps) - bisect.bisect_left(stamps, now - self._settings.reservation_ttl_s)
 
+    def holds_reservations(self, tool_type: str, operation: str) -> bool:
+        """Whether any reservation of the operation is held, live or not yet swept."""
+        return bool(self._reserved.get((tool_type, operation)))
+
     def _expire(self, key: Candidate, now: float) -> list[float]:
         stamps = self._reserved.setdefault(key, [])
         del stamps[: bisect.bisect_left(stamps, now - self._settings.reservation_ttl_s)]
