@@ -334,6 +334,7 @@ def measure_hit_vs_floor(quick: bool) -> Figures:
     figures: Figures = {}
     ratios = []
     for backend in ("trio", "asyncio"):
+        gc.collect()  # start each backend clean of the previous one's garbage
         floor, hit = anyio.run(_hit_vs_floor, calls, rounds, backend=backend)
         figures[f"floor_us_{backend}"] = round(floor, 2)
         figures[f"hit_us_{backend}"] = round(hit, 2)

@@ -28,6 +28,7 @@ __all__ = [
     "IdGenerator",
     "SpanRef",
     "Status",
+    "snapshot_params",
 ]
 
 Status = Literal["ok", "error", "timeout", "cancelled"]
@@ -90,8 +91,8 @@ class CallReport:
     (``benchmarks/tracer_bench.py``).  It is not hashable.
 
     ``started_at`` is monotonic (``anyio.current_time()``), ``started_wall`` a Unix
-    timestamp for humans.  ``params`` is the raw mapping: redaction happens in the tracer,
-    off the caller's path.
+    timestamp for humans.  ``params`` is unredacted -- redaction happens in the tracer,
+    off the caller's path -- and, from the executor, a :func:`snapshot_params` copy.
 
     ``data`` is the result -- except when an observer sizes results (one with a
     ``size_result`` method: the tracer).  Then the executor asks it for
@@ -128,6 +129,49 @@ class CallReport:
     executed: bool = True
     """Whether this call ran the tool itself (a cache hit or a coalesced follower did not;
     load-tracking observers heard ``call_started`` only for calls that did)."""
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = frozenset({dict, list, tuple})
+_SNAPSHOT_DEPTH = 32
+
+
+def snapshot_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` that later changes to the caller's objects cannot reach.
+
+    A report outlives its call (in the tracer's ring, until somebody reads it), and
+    callers do reuse their params -- ``params["offset"] += 20`` in a paging loop.  Without
+    a copy every record of that loop would show the last offset.  Dicts, lists and tuples
+    are copied, as deep as they nest (to a limit, which also stops cycles); anything else
+    is immutable or the caller's own object, and is shared.
+    """
+    copied = params.copy() if type(params) is dict else dict(params)
+    for name, value in copied.items():
+        kind = type(value)
+        if kind is dict or kind is list or kind is tuple:
+            copied[name] = _snapshot(value, kind, 1)  # an existing key: safe while iterating
+    return copied
+
+
+def _snapshot(value: Any, kind: type, depth: int) -> Any:
+    if depth > _SNAPSHOT_DEPTH:
+        return value
+    if kind is dict:
+        copied = value.copy()
+        for name, item in copied.items():
+            inner = type(item)
+            if inner is dict or inner is list or inner is tuple:
+                copied[name] = _snapshot(item, inner, depth + 1)
+        return copied
+    # A list or a tuple: one C-level pass decides whether anything inside needs copying
+    # (a list of 300 ids is checked in ~5 us; a Python loop over it costs three times that).
+    if _ATOMS.issuperset(map(type, value)):
+        return value.copy() if kind is list else value
+    items = [
+        _snapshot(item, type(item), depth + 1) if type(item) in _CONTAINERS else item
+        for item in value
+    ]
+    return items if kind is list else tuple(items)
 
 
 class CallObserver(Protocol):

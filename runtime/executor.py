@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, Protocol
 import anyio
 import anyio.lowlevel
 
-from runtime._clock import Clock
+from runtime._loop import CancelCheck, Clock
 from runtime.calls import (
     CURRENT_SPAN,
     CacheOutcome,
@@ -33,6 +33,7 @@ from runtime.calls import (
     CallStart,
     IdGenerator,
     SpanRef,
+    snapshot_params,
 )
 from runtime.config import ExecutorConfig
 from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
@@ -71,6 +72,7 @@ class Executor:
         observers: Sequence[CallObserver] = (),
         ids: IdGenerator | None = None,
         clock: Clock | None = None,
+        cancel_check: CancelCheck | None = None,
     ) -> None:
         self.registry = registry
         self.config = config if config is not None else ExecutorConfig()
@@ -83,8 +85,11 @@ class Executor:
         sizers = [getattr(o, "size_result", None) for o in self.observers]
         self._size_result: SizeResult | None = next((f for f in sizers if f is not None), None)
         self.ids = ids if ids is not None else IdGenerator()
-        # open_runtime passes its loop's clock, bound once (see runtime._clock).
+        # open_runtime passes its loop's clock and cancel check, bound once (runtime._loop).
         self._now: Clock = clock if clock is not None else anyio.current_time
+        self._cancel_check: CancelCheck = (
+            cancel_check if cancel_check is not None else anyio.lowlevel.checkpoint_if_cancelled
+        )
         self._calls_since_yield = 0
 
     async def execute(
@@ -140,7 +145,7 @@ class Executor:
             self._calls_since_yield = 0
             await anyio.lowlevel.checkpoint()
         else:
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await self._cancel_check()
         try:
             spec = self.registry.get(tool_type, operation)
         except ToolNotFound as exc:
@@ -150,6 +155,9 @@ class Executor:
         # What follows is inlined rather than a helper coroutine: on a cache hit, each
         # coroutine layer is a measurable share of the call.
         observers = self.observers
+        # Taken now: the report outlives the call, and the caller may change its params
+        # once the call returns (or, shared with another task, while it runs).
+        reported_params = snapshot_params(params) if observers else params
         parent = CURRENT_SPAN.get()
         if parent is not None:
             trace_id = parent.trace_id
@@ -191,7 +199,7 @@ class Executor:
                 # Positional: this runs on every call (see _report).
                 report = _report(
                     spec,
-                    params,
+                    reported_params,
                     context,
                     result,
                     outcome,

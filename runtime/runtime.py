@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import attrs
 
-from runtime._clock import loop_clock
+from runtime._loop import loop_cancel_check, loop_clock
 from runtime.actor import Actor, ActorStats
 from runtime.cache.actor import CacheActor
 from runtime.cache.redis import RedisSettings, RedisTier
@@ -340,6 +340,7 @@ async def open_runtime(
             observers=observers,
             ids=ids,
             clock=loop_clock(),
+            cancel_check=loop_cancel_check(),
         )
         runtime = Runtime(
             registry,

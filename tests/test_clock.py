@@ -1,7 +1,7 @@
 import anyio
 import pytest
 
-from runtime._clock import loop_clock
+from runtime._loop import loop_clock
 
 pytestmark = pytest.mark.anyio
 

@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 import attrs
 
-from runtime._clock import Clock, loop_clock
+from runtime._loop import Clock, loop_clock
 from runtime.actor import DEFER, Actor, ReplySlot
 from runtime.cache.keys import CacheKey
 from runtime.cache.store import MISS, CacheStats, CacheStore

@@ -1,7 +1,8 @@
 """Trace records: one immutable value per tool call, pipeline run or pipeline step.
 
 The executor and the pipeline hand the tracer raw :class:`~runtime.calls.CallReport`
-values (params untouched, so the caller pays nothing for redaction).  The tracer turns
+values (params copied as called but not redacted, so the caller pays nothing for
+redaction).  The tracer turns
 each into a :class:`TraceRecord` here, off the caller's path:
 
 * ``params`` and ``metadata`` are redacted (see :mod:`runtime.tracer.redact`) and become

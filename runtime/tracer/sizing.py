@@ -46,6 +46,8 @@ __all__ = [
 
 COUNT_KEYS: tuple[str, ...] = ("records", "rows", "items", "events", "nodes")
 
+_COUNT_KEY_SET = frozenset(COUNT_KEYS)
+
 DEFAULT_SIZE_EVERY = 64
 """One exact measurement per 64 results of an operation: the JSON encoding's cost
 (10-20 us for the benchmark's 20-row result) spread over 64 calls is ~0.2 us."""
@@ -136,11 +138,15 @@ class ResultSizer:
         # result_count, inlined for the common shape (a plain dict) on this per-call path.
         if type(data) is dict:
             count = None
-            for count_key in COUNT_KEYS:
-                inner = data.get(count_key)
-                if inner is not None and (type(inner) is list or isinstance(inner, list | tuple)):
-                    count = len(inner)
-                    break
+            # A result with none of the keys (a single record, say) costs one C call.
+            if not _COUNT_KEY_SET.isdisjoint(data):
+                for count_key in COUNT_KEYS:
+                    inner = data.get(count_key)
+                    if inner is not None and (
+                        type(inner) is list or isinstance(inner, list | tuple)
+                    ):
+                        count = len(inner)
+                        break
         else:
             count = result_count(data)
         model = self._models.get((tool_type, operation))

@@ -11,13 +11,14 @@ the records somebody reads -- ``records()``, an export, a sink -- need to be *bu
 by default the ring keeps the :class:`~runtime.calls.CallReport` as it came (built by the
 caller anyway) and :meth:`TracerState.to_record` builds the record on the way out; the
 tracer actor does that in the *reader's* task, so neither the tool path nor the actor
-pays for it.  Until a report leaves the ring its raw params stay referenced (they never
-leave through any read: every read redacts).  The result itself is never kept: the
-executor's reports carry its count and size instead (see :mod:`runtime.tracer.sizing`),
-and a report that does carry ``data`` (a pipeline step's) has its record built at once,
-so the data is let go.  With ``lazy_records=False`` every record is built at
-observation and the params are let go too.  Both modes produce identical records and
-statistics.
+pays for it.  Until a report leaves the ring its unredacted params stay referenced (they
+never leave through any read: every read redacts); they are the executor's copy, taken
+when the call started, so the caller's later changes never show.  The result itself is
+never kept: the executor's reports carry its count and size instead (see
+:mod:`runtime.tracer.sizing`), and a report that does carry ``data`` (a pipeline step's)
+has its record built at once, so the data is let go.  With ``lazy_records=False`` every
+record is built at observation and the params are let go too.  Both modes produce
+identical records and statistics.
 
 :meth:`TracerState.observe_many` is the per-call path (the actor hands it whole batches):
 one lookup in a flat index of the aggregates per report, about 0.5 us per report with
