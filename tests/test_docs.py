@@ -356,6 +356,17 @@ def test_run_all_judges_goals_met_missed_missing_and_aliases() -> None:
     assert run_all.judge(exact, {"runs": 2}).status == "missed"
 
 
+def test_run_all_explains_a_miss_only_when_the_goal_is_missed() -> None:
+    run_all = _run_all()
+    goal = run_all.Goal("b", "ratio", "<=", 1.5, "floor", when_missed="the timer floor")
+    plain = run_all.Goal("b", "other", "<=", 1.5, "floor")
+    missed = [run_all.judge(goal, {"ratio": 2.0}), run_all.judge(plain, {"other": 2.0})]
+    text = "\n".join(run_all.missed_notes(missed))
+    assert "`ratio` (issue #0): the timer floor" in text
+    assert "`other`" not in text  # nothing investigated, nothing claimed
+    assert run_all.missed_notes([run_all.judge(goal, {"ratio": 1.0})]) == []
+
+
 def test_every_goal_belongs_to_an_expected_benchmark() -> None:
     run_all = _run_all()
     assert {goal.benchmark for goal in run_all.GOALS} <= set(run_all.EXPECTED)
