@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
+from runtime._loop import loop_clock
 from runtime.calls import CURRENT_SPAN, CallReport, IdGenerator, SpanRef, Status
 from runtime.errors import InvalidParams, PipelineError, ToolTimeout
 from runtime.pipeline.refs import UnresolvedReference
@@ -141,6 +142,8 @@ class _Run:
         self.failure: tuple[str, BaseException] | None = None
         self.run_span = SpanRef("", "")
         self.max_concurrency: int | None = None
+        # Bound once per run (several reads per step): see runtime._loop.
+        self.now = loop_clock()
 
     # -- the run --------------------------------------------------------------------
 
@@ -152,7 +155,7 @@ class _Run:
         else:
             trace_id = self.context.trace_id or ids.trace_id()
         self.run_span = SpanRef(trace_id, ids.span_id())
-        started = anyio.current_time()
+        started = self.now()
         started_wall = time.time()
         if self.deadline is not None:
             self.deadline_at = started + self.deadline
@@ -162,7 +165,7 @@ class _Run:
         try:
             with anyio.CancelScope(deadline=self.deadline_at) as scope:
                 await self._stages()
-            result = self._result(anyio.current_time() - started)
+            result = self._result(self.now() - started)
             if self.failure is not None:
                 status = "error"
                 step, cause = self.failure
@@ -281,7 +284,7 @@ class _Run:
         span = SpanRef(parent.trace_id, self.executor.ids.span_id())
         if role == "step":
             self.trace.append(step.name)
-        started = anyio.current_time()
+        started = self.now()
         started_wall = time.time()
         token = CURRENT_SPAN.set(span)
         attempted: _Attempted | None = None
@@ -297,14 +300,14 @@ class _Run:
                     tool=step.tool,
                     operation=step.operation,
                     attempts=counter.attempts,
-                    duration_s=anyio.current_time() - started,
+                    duration_s=self.now() - started,
                     error=self._cancel_reason(),
                     error_type="Cancelled",
                 )
             raise
         finally:
             CURRENT_SPAN.reset(token)
-            duration = anyio.current_time() - started
+            duration = self.now() - started
             if attempted is not None:
                 attempted.duration = duration
             self._report_step(
@@ -356,7 +359,7 @@ class _Run:
     def _cancel_reason(self) -> str:
         if self.failure is not None:
             return f"cancelled: step {self.failure[0]!r} failed"
-        if anyio.current_time() >= self.deadline_at:
+        if self.now() >= self.deadline_at:
             return f"cancelled: the pipeline deadline of {self.deadline:g}s ran out"
         return "cancelled: the caller was cancelled"
 
@@ -466,7 +469,7 @@ class _Run:
                 tenant_id=self.context.tenant_id,
                 started_at=started,
                 started_wall=started_wall,
-                duration_s=anyio.current_time() - started,
+                duration_s=self.now() - started,
                 status=status,
                 error_type=error_type,
                 error_message=message,
