@@ -5,9 +5,13 @@ wall overhead, so no virtual clock):
 
 * ``fanout_overhead_ratio`` -- wall time of a run whose only stage is a ``Parallel`` group
   of k=10 steps, each a tool that sleeps 20 ms, divided by 20 ms (goal <= 1.05).  The
-  same fan-out on a bare task group (``fanout_floor_ratio``) shows what the event loop's
-  timer itself costs, and ``fanout_vs_floor`` is ours over that floor.  Medians over the
-  repeats; the headline is the worst backend's.
+  same fan-out on a bare anyio task group (``fanout_floor_ratio``) shows what the event
+  loop and anyio cost with no pipeline at all, and ``fanout_vs_floor`` is ours over that
+  floor.  ``fanout_native_floor_ratio`` is the loop's own floor: ten of its native sleeps
+  (``trio.sleep`` / ``asyncio.sleep``) in its native task group (a trio nursery /
+  ``asyncio.TaskGroup``), no anyio, no tool function -- on trio it is already ~1.045-1.05,
+  the whole budget (the timer fires late, and each woken sleep unwinds a cancel scope).
+  Medians over the repeats; the headline is the worst backend's.
 * ``cancel_latency_ms`` -- one step fails at 50 ms, nine siblings are due to commit a side
   effect at 300 ms: the time from the failing tool's ``raise`` to the moment the last
   sibling has stopped (each notes the time in ``finally``).  Median, worst backend
@@ -103,6 +107,22 @@ async def fanout_floor() -> float:
     return time.perf_counter() - started
 
 
+async def fanout_native_floor(backend: str) -> float:
+    """The event loop alone: its own sleeps in its own task group."""
+    started = time.perf_counter()
+    if backend == "trio":
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(FANOUT):
+                nursery.start_soon(trio.sleep, STEP_S)
+    else:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(FANOUT):
+                group.create_task(asyncio.sleep(STEP_S))
+    return time.perf_counter() - started
+
+
 class FailFastScenario:
     """One failing branch, nine siblings due to commit later; notes the times."""
 
@@ -165,12 +185,15 @@ def measure(backend: str, repeats: int) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         ours: list[float] = []
         floor: list[float] = []
+        native: list[float] = []
         for _ in range(2):  # warm-up
             await fanout_ours()
             await fanout_floor()
+            await fanout_native_floor(backend)
         for _ in range(repeats):
             ours.append(await fanout_ours())
             floor.append(await fanout_floor())
+            native.append(await fanout_native_floor(backend))
         latencies: list[float] = []
         side_effects = 0
         for _ in range(max(3, repeats // 4)):
@@ -182,6 +205,7 @@ def measure(backend: str, repeats: int) -> dict[str, Any]:
             "fanout_best_ratio": min(ours) / STEP_S,
             "fanout_floor_ratio": statistics.median(floor) / STEP_S,
             "fanout_vs_floor": statistics.median(ours) / statistics.median(floor),
+            "fanout_native_floor_ratio": statistics.median(native) / STEP_S,
             "cancel_latency_ms": statistics.median(latencies),
             "cancel_latency_max_ms": max(latencies),
             "side_effects": side_effects,
@@ -217,6 +241,7 @@ def main() -> None:
             "fanout_overhead_ratio": round(worst["fanout_overhead_ratio"], 4),
             "fanout_floor_ratio": round(worst["fanout_floor_ratio"], 4),
             "fanout_vs_floor": round(worst["fanout_vs_floor"], 4),
+            "fanout_native_floor_ratio": round(worst["fanout_native_floor_ratio"], 4),
             "cancel_latency_ms": round(slowest_cancel["cancel_latency_ms"], 4),
             "side_effects": max(f["side_effects"] for f in per_backend.values()),
             "gather_side_effects": per_backend["asyncio"]["gather_side_effects"],

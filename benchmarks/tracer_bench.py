@@ -25,8 +25,12 @@ the final JSON line is their union.
 
 End to end: ``tracer_overhead_us`` -- process-CPU per call of ``Executor.execute`` with a
 running ``TracerActor`` (default batch window) as its observer, minus the same without
-it, alternating in one event loop, so the actor's own work is paid for too; and
-``tracer_vs_otel_span`` -- that cost over ``otel_span_us`` (goal <= 0.1).
+it, alternating in one event loop, so the actor's own work is paid for too (paired
+differences: the median over rounds of traced minus bare in the same round);
+``report_handoff_us`` -- the same with an observer that discards every report, i.e. what
+the executor pays to hand a report over (params snapshot, report, hand-off) before any
+tracer work; and ``tracer_vs_otel_span`` -- ``tracer_overhead_us`` over ``otel_span_us``
+(goal <= 0.1).
 
     python benchmarks/tracer_bench.py [--quick]
 """
@@ -315,7 +319,26 @@ def measure_sketches(quick: bool) -> Figures:
     return figures
 
 
-async def _overhead(calls: int, rounds: int) -> tuple[float, float]:
+class _DiscardingObserver:
+    """Takes every report and keeps nothing: what handing a report over costs the executor
+    (the params snapshot, the report, the hand-off) before any tracer does any work."""
+
+    observes_starts = False
+
+    def call_started(self, start: Any) -> None:
+        del start
+
+    def call_finished(self, report: CallReport) -> None:
+        del report
+
+
+async def _overhead(calls: int, rounds: int) -> dict[str, float]:
+    """Per-call process CPU of three executors over the same tool, in alternating order.
+
+    Differences are paired: each round times every executor once (the order rotating from
+    round to round) and the figure is the median over rounds of (executor - bare) in that
+    round, so that the machine's slow spells cancel out instead of landing on one side.
+    """
     registry = ToolRegistry()
 
     @registry.tool("CI", "search")
@@ -324,34 +347,46 @@ async def _overhead(calls: int, rounds: int) -> tuple[float, float]:
 
     ctx = ToolContext(tenant_id="acme")
     params = {"keywords": ["db"], "limit": 20, "api_key": "s3cret"}
-    bare = Executor(registry)
     tracer = TracerActor(10_000, linger=0.002)
-    traced = Executor(registry, observers=[tracer])
-    off: list[float] = []
-    on: list[float] = []
+    executors = {
+        "bare": Executor(registry),
+        "handoff": Executor(registry, observers=[_DiscardingObserver()]),
+        "traced": Executor(registry, observers=[tracer]),
+    }
+    names = list(executors)
+    per_call: dict[str, list[float]] = {name: [] for name in names}
     async with anyio.create_task_group() as tg:
         await tg.start(tracer.serve)
-        for _ in range(rounds):
-            for executor, sink in ((bare, off), (traced, on)):
+        for round_ in range(rounds):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                executor = executors[name]
                 started = time.process_time()
                 for _ in range(calls):
                     await executor.execute("CI", "search", params, ctx)
                 await anyio.sleep(0.01)  # let the tracer drain inside the timed region
-                sink.append((time.process_time() - started) / calls * 1e6)
+                per_call[name].append((time.process_time() - started) / calls * 1e6)
         tg.cancel_scope.cancel()
-    return statistics.median(off), statistics.median(on)
+    bare = per_call["bare"]
+    return {
+        "bare": statistics.median(bare),
+        **{
+            name: statistics.median(a - b for a, b in zip(per_call[name], bare, strict=True))
+            for name in ("handoff", "traced")
+        },
+    }
 
 
 def measure_tracer_overhead(quick: bool) -> Figures:
-    calls, rounds = (2_000, 5) if quick else (10_000, 7)
+    calls, rounds = (2_000, 9) if quick else (5_000, 21)
     figures: Figures = {}
     for backend in ("trio", "asyncio"):
-        off, on = anyio.run(_overhead, calls, rounds, backend=backend)
-        figures[f"executor_call_us_{backend}"] = off
-        figures[f"tracer_overhead_us_{backend}"] = max(on - off, 0.0)
-    figures["tracer_overhead_us"] = max(
-        figures["tracer_overhead_us_trio"], figures["tracer_overhead_us_asyncio"]
-    )
+        measured = anyio.run(_overhead, calls, rounds, backend=backend)
+        figures[f"executor_call_us_{backend}"] = measured["bare"]
+        figures[f"tracer_overhead_us_{backend}"] = max(measured["traced"], 0.0)
+        figures[f"report_handoff_us_{backend}"] = max(measured["handoff"], 0.0)
+    for name in ("tracer_overhead_us", "report_handoff_us"):
+        figures[name] = max(figures[f"{name}_trio"], figures[f"{name}_asyncio"])
     return figures
 
 
@@ -373,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         figures.update(result)
     for name in (
         "tracer_overhead_us",
+        "report_handoff_us",
         "tracer_observe_lazy_us",
         "tracer_record_us",
         "tracer_record_minimal_us",
