@@ -247,10 +247,10 @@ GOALS: tuple[Goal, ...] = (
         when_missed=(
             "`report_handoff_us` is what the executor pays to hand a report to an"
             " observer that throws it away -- the params copied as called, the report"
-            " built, the hand-off -- before any tracer work: measured in the same run, it"
-            " is ~0.1 of the span by itself (2-3 µs against 20-26). The tracer's own share"
-            " on top (sizing the result ~0.5 µs, the aggregates and sketch ~0.5, keeping"
-            " 10,000 records ~1) brings the whole to ~5-6 µs. Garbage collection is not it"
+            " built, the hand-off -- before any tracer work; measured in the same run it"
+            " is 0.1-0.13 of the span by itself (`report_handoff_vs_otel_span`). The"
+            " tracer's own share on top (sizing the result, the aggregates and sketch,"
+            " keeping 10,000 records) about doubles it. Garbage collection is not it"
             " (`gc.disable()` changes nothing); no step can be dropped without dropping a"
             " requirement (every call counted, params as called, result count and size)."
         ),
