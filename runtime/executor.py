@@ -33,6 +33,7 @@ from runtime.calls import (
     CallStart,
     IdGenerator,
     SpanRef,
+    new_report,
     snapshot_params,
 )
 from runtime.config import ExecutorConfig
@@ -268,31 +269,34 @@ def _report(
     else:
         status = "timeout" if result.error_type == "ToolTimeout" else "error"
         error_type, message = result.error_type, result.error
-    return CallReport(
-        "tool_call",
-        trace_id,
-        span_id,
-        parent_span_id,
-        spec.tool_type,
-        spec.operation,
-        context.tenant_id,
-        started,
-        started_wall,
-        duration,
-        status,
-        error_type,
-        message,
-        outcome == "hit",
-        outcome == "coalesced",
-        params,
-        data,
-        0,  # retries
-        fallback_used,
-        _CACHE_METADATA[outcome],
-        count,
-        size,
-        estimated,
-        executed,
+    return new_report(
+        CallReport,
+        (
+            "tool_call",
+            trace_id,
+            span_id,
+            parent_span_id,
+            spec.tool_type,
+            spec.operation,
+            context.tenant_id,
+            started,
+            started_wall,
+            duration,
+            status,
+            error_type,
+            message,
+            outcome == "hit",
+            outcome == "coalesced",
+            0,  # retries
+            fallback_used,
+            count,
+            size,
+            estimated,
+            executed,
+            params,
+            _CACHE_METADATA[outcome],
+            data,
+        ),
     )
 
 

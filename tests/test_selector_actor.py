@@ -6,7 +6,6 @@ import random
 from typing import Any
 
 import anyio
-import attrs
 import pytest
 
 from runtime.calls import CallReport, CallStart
@@ -31,18 +30,18 @@ def _report(tool: str, op: str, at: float, duration: float, **kw: Any) -> CallRe
         duration_s=duration,
         status="ok",
     )
-    return attrs.evolve(base, **kw)
+    return base._replace(**kw)
 
 
 def test_outcome_of_reports() -> None:
     ok = _report("CI", "get", 0, 0.01)
     assert outcome_of(ok) == "ok"
-    assert outcome_of(attrs.evolve(ok, status="error")) == "error"
-    assert outcome_of(attrs.evolve(ok, status="timeout")) == "error"
-    assert outcome_of(attrs.evolve(ok, status="cancelled")) == "censored"
-    assert outcome_of(attrs.evolve(ok, cache_hit=True)) == "unmeasured"
-    assert outcome_of(attrs.evolve(ok, coalesced=True)) == "unmeasured"
-    invalid = attrs.evolve(ok, status="error", error_type="InvalidParams")
+    assert outcome_of(ok._replace(status="error")) == "error"
+    assert outcome_of(ok._replace(status="timeout")) == "error"
+    assert outcome_of(ok._replace(status="cancelled")) == "censored"
+    assert outcome_of(ok._replace(cache_hit=True)) == "unmeasured"
+    assert outcome_of(ok._replace(coalesced=True)) == "unmeasured"
+    invalid = ok._replace(status="error", error_type="InvalidParams")
     assert outcome_of(invalid) == "unmeasured"
 
 
