@@ -115,3 +115,64 @@ def test_merge_respects_the_bound_and_collapsed_floors() -> None:
     assert low.count == 800
     copy = low.copy()
     assert copy.quantiles(QUANTILES) == low.quantiles(QUANTILES)
+
+
+def _state(sketch: QuantileSketch) -> tuple[object, ...]:
+    return (
+        dict(sketch._buckets),
+        sketch._zero_count,
+        sketch.count,
+        sketch.min,
+        sketch.max,
+        sketch._floor_key,
+    )
+
+
+batches_of_values = st.lists(
+    st.lists(
+        st.one_of(positive, st.just(0.0), st.floats(min_value=-5.0, max_value=1e-10)),
+        max_size=60,
+    ),
+    max_size=6,
+)
+
+
+@given(batches_of_values)
+def test_add_all_counts_exactly_like_adding_one_by_one(batches: list[list[float]]) -> None:
+    one_by_one = QuantileSketch(ALPHA)
+    batched = QuantileSketch(ALPHA)
+    for batch in batches:
+        for value in batch:
+            one_by_one.add(value)
+        batched.add_all(batch)
+    assert _state(batched) == _state(one_by_one)
+    assert batched.sum == one_by_one.sum
+    assert batched.quantiles(QUANTILES) == one_by_one.quantiles(QUANTILES)
+
+
+@given(st.lists(positive, min_size=1, max_size=50), st.sampled_from([math.nan, math.inf]))
+def test_add_all_rejects_a_non_finite_value_before_counting_anything(
+    values: list[float], bad: float
+) -> None:
+    sketch = QuantileSketch(ALPHA)
+    sketch.add_all(values[:1])
+    before = _state(sketch)
+    with pytest.raises(ValueError, match="non-finite"):
+        sketch.add_all([*values, bad])
+    assert _state(sketch) == before
+
+
+def test_add_all_accepts_finite_values_whose_sum_overflows() -> None:
+    sketch = QuantileSketch(ALPHA)
+    sketch.add_all([1e308, 1e308])
+    assert sketch.count == 2
+    assert sketch.max == 1e308
+
+
+def test_add_all_past_the_bound_collapses_once_and_keeps_the_top() -> None:
+    sketch = QuantileSketch(ALPHA, max_buckets=64)
+    values = [1.03**i for i in range(400)]
+    sketch.add_all(values)
+    assert sketch.bucket_count <= 64
+    assert sketch.count == 400
+    assert relative_error(sketch.quantile(0.99), exact_quantile(values, 0.99)) <= TOLERANCE

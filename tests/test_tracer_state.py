@@ -166,9 +166,12 @@ reports = st.builds(
     status=st.sampled_from(["ok", "error", "timeout", "cancelled"]),
     kind=st.sampled_from(["tool_call", "step", "pipeline"]),
     operation=st.sampled_from(["search", "get"]),
-    duration_s=st.floats(-1.0, 100.0),
+    # Not finite or negative: counted as 0 by every path (one by one, batched, replayed).
+    duration_s=st.floats(-1.0, 100.0) | st.sampled_from([math.nan, math.inf, -math.inf]),
     cache_hit=st.booleans(),
     retries=st.integers(0, 3),
+    fallback_used=st.booleans(),
+    coalesced=st.booleans(),
     params=st.dictionaries(st.sampled_from(["q", "token", "limit"]), st.integers(), max_size=3),
     data=st.none() | st.lists(st.integers(), max_size=5),
 )

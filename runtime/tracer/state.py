@@ -33,7 +33,6 @@ library, not by the number of calls.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterable
 
@@ -123,13 +122,15 @@ class TracerState:
     def observe_many(self, reports: Iterable[CallReport]) -> None:
         """:meth:`observe` each report, in order (the tracer actor's batches).
 
-        The loop below runs once per traced call, so it is written for speed: one lookup
-        per report in a flat index of the aggregates, locals instead of attributes.
+        The loop below runs once per traced call, so it is written for speed: it only
+        keeps each report and sorts it into its (kind, tool_type, operation) group; each
+        group is then counted by its aggregate in C-level passes over the batch
+        (:meth:`Aggregate.add_reports`).
         """
         ring_append = self._ring.append
         lazy = self._lazy
-        index = self._index
-        inf = math.inf
+        # The reports of each (kind, tool_type, operation), counted a batch at a time.
+        groups: dict[tuple[str, str, str], list[CallReport]] = {}
         observed = 0
         for report in reports:
             if lazy and report.data is None:
@@ -137,12 +138,18 @@ class TracerState:
             else:
                 ring_append(self.to_record(report))
             observed += 1
-            aggregate = index.get((report.kind, report.tool_type, report.operation))
+            key: tuple[str, str, str] = (report.kind, report.tool_type, report.operation)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [report]
+            else:
+                group.append(report)
+        index = self._index
+        for key, group in groups.items():
+            aggregate = index.get(key)
             if aggregate is None:
-                aggregate = self._aggregate_of(report)
-            duration_ms = report.duration_s * 1000.0
-            # Same as duration_ms_of: a negative or non-finite duration counts as 0.
-            aggregate.add(report, duration_ms if 0.0 < duration_ms < inf else 0.0)
+                aggregate = self._aggregate_of(group[0])
+            aggregate.add_reports(group)
         self._observed += observed
 
     def observe_record(self, record: TraceRecord) -> None:

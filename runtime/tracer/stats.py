@@ -10,7 +10,11 @@ tracer actor's task alone); readers only ever get :class:`OperationStats` /
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter, mul
 from typing import Any
 
 import attrs
@@ -58,6 +62,14 @@ class OperationStats:
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+_STATUS = attrgetter("status")
+_CACHE_HIT = attrgetter("cache_hit")
+_COALESCED = attrgetter("coalesced")
+_RETRIES = attrgetter("retries")
+_FALLBACK_USED = attrgetter("fallback_used")
+_DURATION_S = attrgetter("duration_s")
 
 
 class Aggregate:
@@ -111,6 +123,29 @@ class Aggregate:
             self.retries += call.retries
         if call.fallback_used:
             self.fallbacks += 1
+
+    def add_reports(self, reports: Sequence[CallReport]) -> None:
+        """Count a batch of reports of this (tool, operation): the same figures as
+        :meth:`add` for each, in C-level passes over the batch (the tracer actor's
+        per-call path; see :meth:`TracerState.observe_many`)."""
+        n = len(reports)
+        self.count += n
+        statuses = Counter(map(_STATUS, reports))
+        ok, error, timeout = statuses["ok"], statuses["error"], statuses["timeout"]
+        self.ok += ok
+        self.error += error
+        self.timeout += timeout
+        self.cancelled += n - ok - error - timeout
+        self.cache_hits += sum(map(_CACHE_HIT, reports))
+        self.coalesced += sum(map(_COALESCED, reports))
+        self.retries += sum(map(_RETRIES, reports))
+        self.fallbacks += sum(map(_FALLBACK_USED, reports))
+        durations = list(map(mul, map(_DURATION_S, reports), repeat(1000.0)))
+        # As duration_ms_of: a negative or non-finite duration counts as 0.  The sum is
+        # NaN or inf when a value is, so one C pass screens the batch.
+        if not (min(durations) > 0.0 and sum(durations) < math.inf):
+            durations = [d if 0.0 < d < math.inf else 0.0 for d in durations]
+        self.sketch.add_all(durations)
 
     def snapshot(self) -> OperationStats:
         sketch = self.sketch
