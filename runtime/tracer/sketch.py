@@ -60,7 +60,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import reduce
 from itertools import repeat
-from operator import add as plus, mul
+from operator import add as plus
+from operator import mul
 
 __all__ = ["QuantileSketch"]
 
