@@ -30,7 +30,8 @@ differences: the median over rounds of traced minus bare in the same round);
 ``report_handoff_us`` -- the same with an observer that discards every report, i.e. what
 the executor pays to hand a report over (params snapshot, report, hand-off) before any
 tracer work; and ``tracer_vs_otel_span`` -- ``tracer_overhead_us`` over ``otel_span_us``
-(goal <= 0.1).
+(goal <= 0.1).  The executors are built as ``open_runtime`` builds its own
+(``bench_executors``).  ``tracer_instructions.py`` counts the same three in instructions.
 
     python benchmarks/tracer_bench.py [--quick]
 """
@@ -54,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import anyio
 from _common import emit, parse_args
 
-from runtime.calls import CallReport
+from runtime._loop import loop_cancel_check, loop_clock
+from runtime.calls import CallObserver, CallReport
 from runtime.executor import Executor
 from runtime.tools import ToolContext, ToolRegistry
 from runtime.tracer.actor import TracerActor
@@ -96,7 +98,8 @@ def _per_call_wall_us(repeats: int, n: int, run: Callable[[int], None]) -> float
 # -- the anchor ------------------------------------------------------------------------------
 
 
-def measure_otel_span(quick: bool) -> Figures:
+def _otel_spans() -> tuple[Callable[[int], None], Callable[[], None]]:
+    """``(spans, shutdown)``: ``spans(n)`` makes n anchor spans and flushes them."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -120,14 +123,30 @@ def measure_otel_span(quick: bool) -> Figures:
         provider.force_flush()
         exporter.clear()
 
+    return spans, provider.shutdown
+
+
+def measure_otel_span(quick: bool) -> Figures:
+    spans, shutdown = _otel_spans()
     n, repeats = (5_000, 5) if quick else (20_000, 9)
     spans(500)  # warm-up
     figures = {
         "otel_span_us": _per_call_us(repeats, n, spans),
         "otel_span_wall_us": _per_call_wall_us(repeats, n, spans),
     }
-    provider.shutdown()
+    shutdown()
     return figures
+
+
+def measure_otel_span_loop(count: int) -> None:
+    """``count`` anchor spans, flushed every 1,000 (for ``tracer_instructions.py``)."""
+    spans, shutdown = _otel_spans()
+    spans(500)  # as measure_otel_span's warm-up
+    gc.collect()
+    for _ in range(count // 1000):
+        spans(1000)
+    spans(count % 1000)
+    shutdown()
 
 
 # -- our per-record pipeline -----------------------------------------------------------------
@@ -332,6 +351,32 @@ class _DiscardingObserver:
         del report
 
 
+BENCH_PARAMS = {"keywords": ["db"], "limit": 20, "api_key": "s3cret"}
+
+
+def bench_executors(tracer: TracerActor) -> dict[str, Executor]:
+    """The executors compared, built as ``open_runtime`` builds its own (the loop's
+    clock and cancel check bound once; call inside the event loop): ``bare`` without
+    observers, ``handoff`` with one that discards every report, ``traced`` with
+    ``tracer``.  Their one tool returns a 20-row result."""
+    registry = ToolRegistry()
+
+    @registry.tool("CI", "search")
+    async def search(ctx: ToolContext, params: Any) -> Any:
+        return {"records": [{"ci_id": i, "ci_name": f"host-{i}"} for i in range(20)]}
+
+    def executor(*observers: CallObserver) -> Executor:
+        return Executor(
+            registry, observers=observers, clock=loop_clock(), cancel_check=loop_cancel_check()
+        )
+
+    return {
+        "bare": executor(),
+        "handoff": executor(_DiscardingObserver()),
+        "traced": executor(tracer),
+    }
+
+
 async def _overhead(calls: int, rounds: int) -> dict[str, float]:
     """Per-call process CPU of three executors over the same tool, in alternating order.
 
@@ -339,20 +384,10 @@ async def _overhead(calls: int, rounds: int) -> dict[str, float]:
     round to round) and the figure is the median over rounds of (executor - bare) in that
     round, so that the machine's slow spells cancel out instead of landing on one side.
     """
-    registry = ToolRegistry()
-
-    @registry.tool("CI", "search")
-    async def search(ctx: ToolContext, params: Any) -> Any:
-        return {"records": [{"ci_id": i, "ci_name": f"host-{i}"} for i in range(20)]}
-
     ctx = ToolContext(tenant_id="acme")
-    params = {"keywords": ["db"], "limit": 20, "api_key": "s3cret"}
+    params = BENCH_PARAMS
     tracer = TracerActor(10_000, linger=0.002)
-    executors = {
-        "bare": Executor(registry),
-        "handoff": Executor(registry, observers=[_DiscardingObserver()]),
-        "traced": Executor(registry, observers=[tracer]),
-    }
+    executors = bench_executors(tracer)
     names = list(executors)
     per_call: dict[str, list[float]] = {name: [] for name in names}
     async with anyio.create_task_group() as tg:
