@@ -27,7 +27,7 @@ two backends' overheads over the span (the instruction-count view of the issue's
 
 Needs ``valgrind`` (Debian: ``apt install valgrind``).  Without it the last line is a
 JSON object with ``"skipped"`` saying so.  Takes 2-4 minutes (valgrind runs Python about
-50 times slower); it is not part of ``run_all.py``.
+50 times slower), which ``run_all.py`` pays too.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     figures["tracer_vs_otel_span_instructions"] = overhead / figures["otel_span_instructions"]
     emit(
         "tracer_instructions",
-        {name: round(value, 3 if value < 10 else 0) for name, value in figures.items()},
+        {name: round(value, 3) if value < 10 else round(value) for name, value in figures.items()},
         quick=args.quick,
     )
 
