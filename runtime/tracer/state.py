@@ -21,8 +21,9 @@ record is built at observation and the params are let go too.  Both modes produc
 identical records and statistics.
 
 :meth:`TracerState.observe_many` is the per-call path (the actor hands it whole batches):
-one lookup in a flat index of the aggregates per report, about 0.5 us per report with
-its percentile sketch (``benchmarks/tracer_bench.py``, ``tracer_observe_lazy_us``).
+each report is kept and sorted into its (kind, tool_type, operation) group, and each group
+is counted by its aggregate in C-level passes, percentile sketch included -- about 0.5 us
+per report (``benchmarks/tracer_bench.py``, ``tracer_observe_lazy_us``).
 
 Memory is bounded whatever the traffic: the ring holds at most ``capacity`` entries
 (``collections.deque(maxlen=capacity)`` drops the oldest), each aggregate is a handful of
