@@ -228,6 +228,14 @@ CASES = [
         id="unknown-retry-error",
     ),
     pytest.param(
+        # YAML such as ``retry_on: [{ToolTimeout: 1}]``: an unhashable item.
+        _set(["steps", 1, "parallel", 1, "retry_on"], [{"ToolTimeout": 1}]),
+        f"{S}[1].parallel[1].retry_on[0]",
+        "metrics",
+        "unknown error {'ToolTimeout': 1}",
+        id="unhashable-retry-error",
+    ),
+    pytest.param(
         _set(["steps", 1, "parallel", 1, "backoff"], {"base": 1, "max": 0.5}),
         f"{S}[1].parallel[1].backoff",
         "metrics",

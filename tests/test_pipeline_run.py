@@ -337,6 +337,75 @@ async def test_fail_fast_in_a_sequence_stops_the_run() -> None:
     assert caught.value.partial.status("third") == "not_run"
 
 
+async def test_a_sibling_that_had_not_started_when_its_group_failed_stays_not_run() -> None:
+    # "bad" fails before yielding (its params cannot be derived), so a sibling whose task
+    # runs after it finds its group already cancelled: it never started.  Which task runs
+    # first is up to the scheduler (trio shuffles), hence several runs.
+    started: list[int] = []
+
+    async def tracked(params: Mapping[str, Any]) -> Any:
+        started.append(1)
+        await anyio.sleep(1.0)
+        return 1
+
+    pipeline = Pipeline(
+        "sync_fail",
+        [
+            Parallel(
+                Step("bad", "T", "ok", lambda s: {"x": s["missing"]}),
+                Step("other", "T", "ok"),
+            )
+        ],
+    )
+    seen_not_run = False
+    for _ in range(24):
+        started.clear()
+        executor = FakeExecutor({("T", "ok"): tracked})
+        with anyio.fail_after(5), pytest.raises(PipelineError) as caught:
+            await run_pipeline(pipeline, {}, CTX, executor)
+        other = caught.value.partial.outcomes["other"]
+        step_spans = [r.operation for r in executor.of_kind("step")]
+        if started:
+            assert other.status == "cancelled"
+            assert "other" in caught.value.partial.execution_trace
+        else:
+            seen_not_run = True
+            assert (other.status, other.attempts) == ("not_run", 0)
+            assert caught.value.partial.execution_trace == ("bad",)
+            assert step_spans == ["bad"]
+    assert seen_not_run
+
+
+@pytest.mark.virtual_time
+async def test_a_step_reached_after_the_deadline_stays_not_run() -> None:
+    calls: list[str] = []
+
+    async def committing(params: Mapping[str, Any]) -> Any:
+        # A commit that must finish: it outlasts the deadline, then returns without
+        # yielding, so the next stage is reached with the run already cancelled.
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(2.0)
+        return "done"
+
+    async def tracked(params: Mapping[str, Any]) -> Any:
+        calls.append("later")
+        await anyio.sleep(1.0)
+        return 1
+
+    pipeline = Pipeline("late", [Step("commit", "T", "commit"), Step("later", "T", "later")])
+    executor = FakeExecutor({("T", "commit"): committing, ("T", "later"): tracked})
+    with anyio.fail_after(30), pytest.raises(PipelineError) as caught:
+        await run_pipeline(pipeline, {}, CTX, executor, deadline=1.0)
+    assert isinstance(caught.value.cause, TimeoutError)
+    assert caught.value.step == "later"
+    partial: PipelineResult = caught.value.partial
+    assert partial.status("commit") == "ok"
+    later = partial.outcomes["later"]
+    assert (later.status, later.attempts) == ("not_run", 0)
+    assert partial.execution_trace == ("commit",)
+    assert calls == []
+
+
 # -- skip and fallback --------------------------------------------------------------------
 
 
@@ -588,6 +657,44 @@ async def test_a_false_condition_skips_the_step() -> None:
     assert result.ok
 
 
+async def test_a_condition_that_raises_is_the_steps_failure_under_its_policy() -> None:
+    def broken(state: State) -> bool:
+        raise ZeroDivisionError("condition bug")
+
+    pipeline = Pipeline(
+        "cond_raises",
+        [
+            Step(
+                "guarded",
+                "T",
+                "echo",
+                {"from": "primary"},
+                condition=broken,
+                on_error="fallback",
+                fallback=Step("backup", "T", "echo", {"from": "backup"}),
+            ),
+            Step("optional", "T", "echo", condition=broken, on_error="skip"),
+            Step("strict", "T", "echo", condition=broken),
+        ],
+    )
+    executor = FakeExecutor({("T", "echo"): echo})
+    with anyio.fail_after(5), pytest.raises(PipelineError) as caught:
+        await run_pipeline(pipeline, {}, CTX, executor)
+    assert caught.value.step == "strict"
+    assert isinstance(caught.value.cause, ZeroDivisionError)
+    partial: PipelineResult = caught.value.partial
+    guarded = partial.outcomes["guarded"]
+    assert (guarded.status, guarded.fallback_used, guarded.attempts) == ("fallback", True, 0)
+    assert guarded.error_type == "ZeroDivisionError"
+    assert partial.results["guarded"] == {"from": "backup"}
+    assert (partial.status("optional"), partial.outcomes["optional"].attempts) == ("failed", 0)
+    assert partial.status("strict") == "failed"
+    # Each of them has its step span, like any step that failed.
+    spans = {r.operation: r.status for r in executor.of_kind("step")}
+    assert spans == {"backup": "ok", "guarded": "ok", "optional": "error", "strict": "error"}
+    assert [c[2] for c in executor.calls] == [{"from": "backup"}]
+
+
 # -- caller cancellation --------------------------------------------------------------------
 
 
@@ -780,4 +887,7 @@ async def test_run_pipeline_checks_its_arguments() -> None:
         await run_pipeline(pipeline, [], CTX, executor)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="deadline"):
         await run_pipeline(pipeline, {}, CTX, executor, deadline=0)
+    for cap in (0, 2.5, True):
+        with pytest.raises(ValueError, match="max_concurrency"):
+            await run_pipeline(pipeline, {}, CTX, executor, max_concurrency=cap)  # type: ignore[arg-type]
     assert executor.reports == []

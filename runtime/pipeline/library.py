@@ -419,7 +419,9 @@ class _Compiler:
             raise self.fail(path, step, "expected a non-empty list of error names")
         types: list[type[BaseException]] = []
         for position, item in enumerate(raw):
-            if item not in RETRYABLE_ERRORS:
+            # Checked as a string first: a mapping or list from the data is unhashable, and
+            # a membership test on it would escape as a TypeError, not a ConfigError.
+            if not isinstance(item, str) or item not in RETRYABLE_ERRORS:
                 raise self.fail(
                     f"{path}[{position}]",
                     step,

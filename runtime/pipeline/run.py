@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import anyio
 import attrs
 
-from runtime._loop import loop_clock
+from runtime._loop import loop_cancel_check, loop_clock
 from runtime.calls import CURRENT_SPAN, CallReport, IdGenerator, SpanRef, Status
 from runtime.errors import InvalidParams, PipelineError, ToolTimeout
 from runtime.pipeline.refs import UnresolvedReference
@@ -96,8 +96,14 @@ async def run_pipeline(
         raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
     if deadline is not None and not deadline > 0:
         raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
-    if max_concurrency is not None and max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
+    # Checked as Parallel checks its own cap: a float would otherwise be accepted here and
+    # fail only when a large enough group is reached, after earlier steps have run.
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or max_concurrency < 1
+    ):
+        raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
     run = _Run(pipeline, {**pipeline.defaults, **params}, context, executor, rng, deadline)
     run.max_concurrency = max_concurrency
     return await run.run()
@@ -144,6 +150,7 @@ class _Run:
         self.max_concurrency: int | None = None
         # Bound once per run (several reads per step): see runtime._loop.
         self.now = loop_clock()
+        self.cancel_check = loop_cancel_check()
 
     # -- the run --------------------------------------------------------------------
 
@@ -175,7 +182,11 @@ class _Run:
                 timeout = TimeoutError(
                     f"pipeline {self.pipeline.name!r} exceeded its deadline of {self.deadline:g}s"
                 )
-                interrupted = [n for n, o in result.outcomes.items() if o.status == "cancelled"]
+                # The step the deadline stopped: one it cancelled, else (it ran out between
+                # stages) the first that never started.
+                interrupted = [
+                    n for n, o in result.outcomes.items() if o.status == "cancelled"
+                ] or [n for n, o in result.outcomes.items() if o.status == "not_run"]
                 error = PipelineError(
                     self.pipeline.name, interrupted[0] if interrupted else "", timeout, result
                 )
@@ -227,20 +238,26 @@ class _Run:
 
     async def _member(self, step: Step, state: State, group: anyio.CancelScope | None) -> None:
         """Run one top-level step and fold its outcome into the run."""
+        # A step whose task gets to run only after its group or run was cancelled (a
+        # fail-fast sibling that failed without yielding, the deadline, the caller) never
+        # started: it stays ``not_run`` rather than ``cancelled`` with a phantom attempt.
+        await self.cancel_check()
+        refused: Exception | None = None
         if step.condition is not None:
             try:
                 runs = bool(step.condition(state))
             except Exception as exc:
-                # A condition that cannot be evaluated is the step's own failure.
-                self._record(step, _Attempted(ok=False, error=exc), "failed", 0.0)
-                self._fail(step, exc, step.on_error != "skip", group)
-                return
-            if not runs:
-                self.outcomes[step.name] = StepOutcome(
-                    step.name, "skipped", step.tool, step.operation
-                )
-                return
-        attempted = await self._span(step, state, self.run_span, role="step")
+                # A condition that cannot be evaluated is the step's own failure, so it
+                # goes where every failure goes: the step's span and its on_error policy
+                # (a fallback runs, skip goes on, fail_fast stops the run).
+                refused = exc
+            else:
+                if not runs:
+                    self.outcomes[step.name] = StepOutcome(
+                        step.name, "skipped", step.tool, step.operation
+                    )
+                    return
+        attempted = await self._span(step, state, self.run_span, role="step", refused=refused)
         duration = attempted.duration
         if attempted.ok:
             self.results[step.name] = attempted.value
@@ -279,8 +296,19 @@ class _Run:
 
     # -- one step, in its span ------------------------------------------------------
 
-    async def _span(self, step: Step, state: State, parent: SpanRef, *, role: str) -> _Attempted:
-        """Run ``step`` (retries, then fallback) as a span under ``parent``; report it."""
+    async def _span(
+        self,
+        step: Step,
+        state: State,
+        parent: SpanRef,
+        *,
+        role: str,
+        refused: Exception | None = None,
+    ) -> _Attempted:
+        """Run ``step`` (retries, then fallback) as a span under ``parent``; report it.
+
+        ``refused`` is the error its condition raised: the step fails with it, unretried.
+        """
         span = SpanRef(parent.trace_id, self.executor.ids.span_id())
         if role == "step":
             self.trace.append(step.name)
@@ -290,7 +318,7 @@ class _Run:
         attempted: _Attempted | None = None
         counter = _Counter()
         try:
-            attempted = await self._attempt(step, state, span, counter)
+            attempted = await self._attempt(step, state, span, counter, refused)
             return attempted
         except BaseException:
             if role == "step":
@@ -315,9 +343,16 @@ class _Run:
             )
 
     async def _attempt(
-        self, step: Step, state: State, span: SpanRef, counter: _Counter
+        self,
+        step: Step,
+        state: State,
+        span: SpanRef,
+        counter: _Counter,
+        refused: Exception | None = None,
     ) -> _Attempted:
         try:
+            if refused is not None:
+                raise refused
             value = await self._call_with_retries(step, state, counter)
         except Exception as exc:
             if step.on_error == "fallback" and step.fallback is not None:
