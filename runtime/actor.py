@@ -103,6 +103,13 @@ class ReplySlot:
         return True
 
 
+def _abandon(slot: ReplySlot, on_late_reply: Callable[[Any], None] | None) -> None:
+    """A caller stops waiting: mark its slot, and hand back a reply that came anyway."""
+    slot.abandoned = True
+    if slot.done and slot.error is None and on_late_reply is not None:
+        on_late_reply(slot.value)
+
+
 @attrs.frozen(slots=True)
 class ActorStats:
     """A snapshot of an actor's counters.
@@ -199,10 +206,12 @@ class Actor(Generic[M]):
         self._wake_sent = False
         self._death = None
         self._starts += 1
-        self.on_start()
-        self._running = True
         reason: BaseException | str = "was stopped"
         try:
+            # Inside the try: a start that fails is a crash, so the fresh mailbox is
+            # closed and later calls fail at once instead of waiting on nobody.
+            self.on_start()
+            self._running = True
             task_status.started()
             await self._loop(receive)
         except anyio.get_cancelled_exc_class():
@@ -350,14 +359,17 @@ class Actor(Generic[M]):
                 await send.send((message, slot))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 raise self._unavailable()  # noqa: B904 (cause set inside)
+            except BaseException:
+                # Cancelled while waiting for room: the actor may already have taken the
+                # message (and answered it) before this task ran again.
+                _abandon(slot, on_late_reply)
+                raise
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise self._unavailable()  # noqa: B904 (cause set inside)
         try:
             await slot._event.wait()
         except BaseException:
-            slot.abandoned = True
-            if slot.done and slot.error is None and on_late_reply is not None:
-                on_late_reply(slot.value)
+            _abandon(slot, on_late_reply)
             raise
         if slot.error is not None:
             raise slot.error

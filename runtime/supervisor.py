@@ -46,12 +46,13 @@ class Supervisor:
         self, actor: Actor[Any], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         recent: deque[float] = deque()
-        status: TaskStatus[None] | None = task_status
+        # Handed to each start until one gets as far as serving: an actor whose first
+        # start fails is restarted like any crash, and ``start`` still returns.
+        status = _Started(task_status)
         while True:
             try:
-                if status is not None:
-                    first, status = status, None
-                    await actor.serve(task_status=first)
+                if not status.called:
+                    await actor.serve(task_status=status)
                 else:
                     await actor.serve()
                 return
@@ -70,5 +71,21 @@ class Supervisor:
                         self.config.window,
                         exc_info=exc,
                     )
+                    if not status.called:
+                        status.started()  # the runtime opens without it, degraded
                     return
                 log.warning("actor %s crashed; restarting it", actor.name, exc_info=exc)
+
+
+class _Started:
+    """Passes ``started()`` on to the task status it wraps and remembers that it did."""
+
+    __slots__ = ("called", "status")
+
+    def __init__(self, status: TaskStatus[None]) -> None:
+        self.status = status
+        self.called = False
+
+    def started(self, value: None = None) -> None:
+        self.called = True
+        self.status.started(value)

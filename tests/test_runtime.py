@@ -12,6 +12,8 @@ import pytest
 
 from runtime import ToolContext, ToolRegistry, open_runtime
 from runtime.config import RuntimeConfig, SupervisionConfig, TracerConfig
+from runtime.errors import ActorUnavailable
+from runtime.selector.actor import SelectorActor
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +153,19 @@ async def test_errors_raised_in_the_block_come_out_unwrapped() -> None:
     with pytest.raises(KeyError, match="mine"):
         async with open_runtime(registry):
             raise KeyError("mine")
+
+
+async def test_an_actor_that_cannot_start_leaves_the_runtime_open_and_degraded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(SelectorActor, "on_start", explode)
+    registry, _, _ = counting_registry()
+    config = RuntimeConfig(supervision=SupervisionConfig(max_restarts=1, window=60.0))
+    with anyio.fail_after(5):
+        async with open_runtime(registry, config) as rt:
+            assert await rt.execute("CI", "get", {"ci_id": 3}, CTX) == {"ci_id": 3}
+            with pytest.raises(ActorUnavailable):
+                await rt.select("LOOKUP")
+            health = rt.health()
+            assert health.down == {"selector": "Explosion: injected fault"}
+            assert health.crashes["selector"] == 2
