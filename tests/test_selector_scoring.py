@@ -111,6 +111,14 @@ def test_weights_reject_negative_and_all_zero() -> None:
         Weights()
 
 
+def test_weights_whose_sum_overflows_are_a_value_error() -> None:
+    # Each weight is finite, as the validator asks, but their sum is not: normalising
+    # would turn every weight into 0 (every confidence 0) if it did not raise first.
+    with pytest.raises(ValueError, match="sum"):
+        Weights(accuracy=1e308, latency=1e308)
+    assert Weights(accuracy=1e308, latency=1e300).normalised()[0] == pytest.approx(1.0)
+
+
 def test_factors_reject_values_outside_the_unit_interval() -> None:
     with pytest.raises(ValueError, match="load"):
         Factors(1, 1, 1, 1.5, 0, 0)

@@ -369,8 +369,13 @@ def test_settings_from_the_runtime_config() -> None:
     [
         ({"strategies": {"BAD": {"speed": 1.0}}}, "selector.strategies.BAD.speed"),
         ({"strategies": {"ZERO": {"latency": 0.0}}}, "selector.strategies.ZERO"),
+        (
+            {"strategies": {"HUGE": {"accuracy": 1e308, "latency": 1e308}}},
+            "selector.strategies.HUGE",
+        ),
         ({"intents": {"X": ("nodot",)}}, "selector.intents.X[0]"),
         ({"intents": {"X": ()}}, "selector.intents.X"),
+        ({"intents": {"X": ("CI.get", "CI.search", "CI.get")}}, "selector.intents.X[2]"),
         ({"default_strategy": "NOPE"}, "selector.default_strategy"),
     ],
 )
@@ -379,3 +384,9 @@ def test_settings_errors_name_the_offending_key(changes: dict[str, object], path
     with pytest.raises(ConfigError) as caught:
         SelectorSettings.from_config(config)
     assert caught.value.path == path
+
+
+def test_a_candidate_listed_twice_is_refused() -> None:
+    # Listed twice, it would be ranked twice and run again as its own fallback.
+    with pytest.raises(ValueError, match=r"'X' lists \('CI', 'get'\) twice"):
+        SelectorSettings(candidates={"X": (("CI", "get"), ("CI", "search"), ("CI", "get"))})

@@ -124,8 +124,14 @@ class Weights:
     intent: float = attrs.field(default=0.0, validator=_weight)
 
     def __attrs_post_init__(self) -> None:
-        if self.total() <= 0.0:
+        try:
+            total = self.total()
+        except OverflowError:  # fsum's answer to finite weights whose sum is not
+            total = math.inf
+        if total <= 0.0:
             raise ValueError("a strategy needs at least one positive weight")
+        if math.isinf(total):
+            raise ValueError("the weights' sum must be finite (normalising divides by it)")
 
     def total(self) -> float:
         return math.fsum(getattr(self, name) for name in FACTORS)

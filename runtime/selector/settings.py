@@ -89,6 +89,10 @@ class SelectorSettings:
         for intent, pairs in self.candidates.items():
             if not pairs:
                 raise ValueError(f"intent {intent!r} has no candidates")
+            for i, pair in enumerate(pairs):
+                if pair in pairs[:i]:
+                    # It would be ranked twice, and run again as its own fallback.
+                    raise ValueError(f"intent {intent!r} lists {pair!r} twice")
 
     def profile(self, candidate: Candidate) -> ToolProfile:
         """The candidate's profile, or the neutral default for an unprofiled user tool."""
@@ -106,9 +110,13 @@ class SelectorSettings:
             where = f"{path}.intents.{intent}"
             if not names:
                 raise ConfigError(where, "an intent needs at least one 'TOOL.operation'")
-            candidates[intent] = tuple(
-                parse_candidate(text, f"{where}[{i}]") for i, text in enumerate(names)
-            )
+            parsed: list[Candidate] = []
+            for i, text in enumerate(names):
+                pair = parse_candidate(text, f"{where}[{i}]")
+                if pair in parsed:
+                    raise ConfigError(f"{where}[{i}]", f"{text!r} is listed twice")
+                parsed.append(pair)
+            candidates[intent] = tuple(parsed)
 
         profiles = dict(DEFAULT_PROFILES)
         for tool, operations in config.profiles.items():
