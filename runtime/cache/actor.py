@@ -14,7 +14,13 @@ another caller's cancellation: followers that gave up are skipped (their reply s
 
 Invalidation bumps an epoch.  A leader that looked up before an invalidation still hands
 its value to its followers (they asked before it), but the value is not stored: it may be
-exactly what the invalidation meant to remove.
+exactly what the invalidation meant to remove.  For the same reason a caller that looks
+up *after* the invalidation must not be given that value: it waits as a *late* follower,
+and when the flight's leader reports, the first late follower still waiting leads a new
+run (counted as a leader, not coalesced) that the other late followers follow.  (If the
+leader is cancelled instead, the follower that takes over runs after the invalidation
+anyway, so late followers simply join it.)  One flight per key at a time keeps the tool
+from running twice at once for one question.
 
 The mailbox is **unbounded**, unlike the other actors'.  Fill, Fail and Release are casts
 that must never be dropped -- a dropped Fill would strand the followers -- and they are
@@ -149,10 +155,13 @@ class CacheSnapshot:
 
 
 class _Flight:
-    __slots__ = ("followers",)
+    __slots__ = ("epoch", "followers", "late")
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch  # the epoch its current leader was given
         self.followers: deque[ReplySlot] = deque()
+        # Joined after an invalidation overtook the leader: must not get its value.
+        self.late: deque[ReplySlot] = deque()
 
 
 class CacheActor(Actor[Any]):
@@ -206,7 +215,7 @@ class CacheActor(Actor[Any]):
             return CacheSnapshot(
                 self._store.stats(),
                 len(self._flights),
-                sum(len(f.followers) for f in self._flights.values()),
+                sum(len(f.followers) + len(f.late) for f in self._flights.values()),
             )
         raise TypeError(f"cache actor got an unknown call {message!r}")
 
@@ -231,8 +240,11 @@ class CacheActor(Actor[Any]):
             return Hit(value)
         flight = self._flights.get(key.digest)
         if flight is None:
-            self._flights[key.digest] = _Flight()
+            self._flights[key.digest] = _Flight(self._epoch)
             return Lead(self._epoch)
+        if flight.epoch != self._epoch:
+            flight.late.append(slot)  # counted when it follows or gives up (_next_run)
+            return DEFER
         self._store.record_coalesced(key.tool_type, key.operation)
         flight.followers.append(slot)
         return DEFER
@@ -246,16 +258,40 @@ class CacheActor(Actor[Any]):
         self._resolve(message.key, Shared(message.stored))
 
     def _resolve(self, key: CacheKey, reply: Any) -> None:
-        flight = self._flights.pop(key.digest, None)
+        flight = self._flights.get(key.digest)
         if flight is None:
             return
         for follower in flight.followers:
             self.reply(follower, reply)
+        flight.followers.clear()
+        self._next_run(key, flight)
+
+    def _next_run(self, key: CacheKey, flight: _Flight) -> None:
+        """After a flight's run: its late followers' own run, or the flight's end."""
+        late = flight.late
+        while late:
+            follower = late.popleft()
+            if not follower.abandoned:
+                # A new leader (its lookup stays a plain miss); the others follow it.
+                self.reply(follower, Lead(self._epoch))
+                flight.epoch = self._epoch
+                flight.followers, flight.late = late, deque()
+                self._store.record_coalesced(key.tool_type, key.operation, len(late))
+                return
+            self._store.record_coalesced(key.tool_type, key.operation)  # waited, gave up
+            self.reply(follower, None)  # nobody reads it; keeps the deferred set clean
+        del self._flights[key.digest]
 
     def _release(self, key: CacheKey) -> None:
         flight = self._flights.get(key.digest)
         if flight is None:
             return
+        if flight.late:
+            # Whoever takes over runs after the invalidation: late followers may join it.
+            self._store.record_coalesced(key.tool_type, key.operation, len(flight.late))
+            flight.followers.extend(flight.late)
+            flight.late.clear()
+        flight.epoch = self._epoch
         while flight.followers:
             follower = flight.followers.popleft()
             if not follower.abandoned:
