@@ -21,7 +21,8 @@ drives both, in the caller's task.
   task, before it runs the tool -- while followers wait on the leader as usual, so a
   stampede of N callers on one key costs one Redis GET, not N.  An L2 hit is cast to the
   actor as the :class:`Fill` (followers are woken with it, L1 keeps it for the lesser of the
-  configured TTL and what Redis has left of the value's, so L1 never outlives L2) and the
+  configured TTL and what Redis has left of the value's, rounded down (:func:`_l1_ttl`),
+  so L1 never outlives L2) and the
   caller's outcome is ``"hit"`` -- the tool did not run -- counted apart as ``l2_hits``.
   So per operation, tool executions = L1 misses - coalesced - L2 hits.
 - **Fill.**  A successful result is cast to L1 first (followers are released at once),
@@ -65,6 +66,7 @@ the MAC.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -314,7 +316,7 @@ class ResultCacheService:
         except Uncacheable:  # pragma: no cover - decoded JSON always pickles
             return None
         if found.ttl_s is not None:
-            ttl = min(ttl, found.ttl_s)  # L1 must not outlive the shared copy
+            ttl = _l1_ttl(ttl, found.ttl_s)  # L1 must not outlive the shared copy
         # A ttl of 0 (the value expired as it was read) still wakes the followers.
         self.actor.cast(Fill(key, stored, ttl, epoch))
         self._l2_hits += 1
@@ -404,6 +406,21 @@ def _key(spec: ToolSpec, context: ToolContext, digest: bytes) -> CacheKey:
     """The key :func:`make_key` builds, from a digest already computed."""
     # str() as make_key does: a StrEnum member and its value are one key.
     return CacheKey(str(context.tenant_id), str(spec.tool_type), str(spec.operation), digest)
+
+
+def _l1_ttl(ttl: float, remaining: float) -> float:
+    """The L1 TTL of an L2 hit with ``remaining`` seconds left in Redis: never longer.
+
+    Rounded *down* to one of four values per doubling (at most 16% shorter), because the
+    store keeps one expiry queue per distinct TTL and every fill scans the queues' heads:
+    a TTL per value, as Redis reports them, made fills hundreds of times slower after a
+    replica warmed up from L2.
+    """
+    if remaining >= ttl:
+        return ttl
+    if remaining <= 0:
+        return 0.0
+    return min(remaining, math.pow(2.0, math.floor(math.log2(remaining) * 4) / 4))
 
 
 def _store(result: ToolResult) -> StoredValue:
