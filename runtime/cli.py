@@ -57,9 +57,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _non_empty(text: str) -> str:
+    # Flags bypass the config's checks (they are laid over it with attrs.evolve), and an
+    # empty --db or --tenant would otherwise fail much later, far from the flag.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _add_database_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sample CMDB (defaults: the ops section of the config)")
-    group.add_argument("--db", metavar="PATH", help="the SQLite database file")
+    group.add_argument("--db", type=_non_empty, metavar="PATH", help="the SQLite database file")
     group.add_argument(
         "--cis", type=_int_in(MIN_CIS), metavar="N", help=f"number of CIs (>= {MIN_CIS})"
     )
@@ -85,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--plain", action="store_true", help="plain text output even when rich is installed"
+    )
+    # Also after the command, where a user appends it to the command that just failed.
+    # SUPPRESS: absent here, it must not reset a --traceback given before the command.
+    common.add_argument(
+        "--traceback",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback when a command fails",
     )
 
     seed = commands.add_parser(
@@ -122,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     session.add_argument(
         "--skew", type=_non_negative_float, metavar="S", help="Zipf exponent of question popularity"
     )
-    session.add_argument("--tenant", metavar="NAME", help="tenant the session asks as")
+    session.add_argument(
+        "--tenant", type=_non_empty, metavar="NAME", help="tenant the session asks as"
+    )
 
     commands.add_parser(
         "config",

@@ -65,6 +65,25 @@ NonNegInt = Annotated[int, _Check("a non-negative integer", lambda v: v >= 0)]
 PosInt = Annotated[int, _Check("a positive integer", lambda v: v > 0)]
 Fraction = Annotated[float, _Check("a number between 0 and 1", lambda v: 0.0 <= v <= 1.0)]
 NonNegFloat = Annotated[float, _Check("a non-negative number", lambda v: v >= 0.0)]
+NonEmptyStr = Annotated[str, _Check("a non-empty string", lambda v: bool(v.strip()))]
+# Matched with separators dropped (runtime.tracer.redact): a fragment of separators only
+# would be the empty fragment, which every key contains.
+RedactFragments = Annotated[
+    tuple[str, ...],
+    _Check(
+        "key fragments with a letter or digit each",
+        lambda v: all(any(c.isalnum() for c in k) for k in v),
+    ),
+]
+
+# The sample CMDB generator's limits (runtime.ops.generate MIN_CIS, MAX_DAYS), repeated
+# because config is the bottom layer and loads without the ops package; a test keeps them
+# equal.  Checked here so a bad ops.cis / ops.days is named by its key path at load time,
+# not reported later by the generator without one.
+_MIN_CIS = 8
+_MAX_DAYS = 30
+CiCount = Annotated[PosInt, _Check(f"at least {_MIN_CIS}", lambda v: v >= _MIN_CIS)]
+HistoryDays = Annotated[PosInt, _Check(f"at most {_MAX_DAYS}", lambda v: v <= _MAX_DAYS)]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -75,7 +94,11 @@ def parse_duration(value: object, path: str = "") -> float:
     if isinstance(value, bool):
         raise ConfigError(path, f"expected a duration such as 500ms, 30s, 5m, 1h; got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            # An int beyond a float's range: YAML reads any number of digits as an int.
+            raise ConfigError(path, "duration must be finite, got a number too large") from None
     elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match is None:
@@ -218,7 +241,7 @@ class TracerConfig:
         int, _Check("an integer between 1 and 10,000,000", lambda v: 1 <= v <= 10_000_000)
     ] = 10_000
     mailbox_size: PosInt = 8192
-    redact_keys: tuple[str, ...] = (
+    redact_keys: RedactFragments = (
         "password",
         "passwd",
         "secret",
@@ -304,11 +327,12 @@ class OpsConfig:
     at once.
     """
 
-    database: str = "var/cmdb.sqlite"
-    cis: PosInt = 500
-    days: PosInt = 7
+    database: NonEmptyStr = "var/cmdb.sqlite"
+    cis: CiCount = 500
+    days: HistoryDays = 7
     seed: NonNegInt = 42
-    demo_tenant: str = "ops-demo"
+    # A tenant is part of every cache key; ToolContext refuses a blank one.
+    demo_tenant: NonEmptyStr = "ops-demo"
     demo_questions: NonNegInt = 2000
     demo_skew: NonNegFloat = 1.1
     demo_callers: PosInt = 8
@@ -415,9 +439,14 @@ def _structure(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(path, f"expected a number, got {value!r}")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            # An int beyond a float's range: YAML reads any number of digits as an int.
+            raise ConfigError(path, "expected a finite number, got one too large") from None
+        if not math.isfinite(number):
             raise ConfigError(path, f"expected a finite number, got {value!r}")
-        return float(value)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(path, f"expected a string, got {value!r}")

@@ -66,6 +66,7 @@ def test_durations(text: Any, seconds: float) -> None:
         ({"executor": {"default_timeout": True}}, "executor.default_timeout", "duration"),
         ({"tracer": {"max_records": 0}}, "tracer.max_records", "between 1 and"),
         ({"tracer": {"max_records": 2**63}}, "tracer.max_records", "between 1 and"),
+        ({"tracer": {"redact_keys": ["token", "_-"]}}, "tracer.redact_keys", "letter or digit"),
         (
             {"selector": {"profiles": {"CI": {"search": {"accuracy": 1.5}}}}},
             "selector.profiles.CI.search.accuracy",
@@ -108,6 +109,7 @@ durations = st.one_of(
 )
 names = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ_", min_size=1, max_size=8)
 ops = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10)
+fragments = ops.filter(lambda text: text.strip("_") != "")
 
 valid_documents = st.fixed_dictionaries(
     {},
@@ -134,7 +136,7 @@ valid_documents = st.fixed_dictionaries(
             {},
             optional={
                 "max_records": st.integers(1, 10**7),
-                "redact_keys": st.lists(ops, max_size=4),
+                "redact_keys": st.lists(fragments, max_size=4),
             },
         ),
         "selector": st.fixed_dictionaries(

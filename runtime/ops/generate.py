@@ -891,11 +891,18 @@ def ensure_database(
 ) -> BuildSummary:
     """The database at ``path``, built only if it is absent or was built differently.
 
-    ``built`` on the summary says whether this call had to build it.
+    ``built`` on the summary says whether this call had to build it.  A file at ``path``
+    that is not a sample CMDB at all raises :class:`FileExistsError` and is left alone:
+    it is somebody's data (a config file given as ``--db`` by mistake), not a stale build.
     """
     target = Path(path)
     if target.is_file():
         meta = _read_meta(target)
+        if meta is None:
+            raise FileExistsError(
+                f"{target} exists and is not a sample CMDB; not replacing it "
+                "(remove it, or choose another database path)"
+            )
         wanted = {
             "schema_version": str(SCHEMA_VERSION),
             "generator_version": GENERATOR_VERSION,
