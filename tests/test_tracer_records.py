@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +24,17 @@ from runtime.tracer.records import (
     result_size_bytes,
     wall_from_iso,
 )
-from runtime.tracer.redact import DEFAULT_REDACT_KEYS, REDACTED, TOO_DEEP, Redactor, redact
+from runtime.tracer.redact import (
+    CYCLE,
+    DEFAULT_REDACT_KEYS,
+    MAX_CONTAINERS,
+    MAX_DEPTH,
+    REDACTED,
+    TOO_DEEP,
+    TOO_LARGE,
+    Redactor,
+    redact,
+)
 
 
 def make_report(**overrides: Any) -> CallReport:
@@ -166,17 +178,62 @@ def test_redaction_makes_plain_json_data() -> None:
     json.dumps(cleaned, allow_nan=False)
 
 
-def test_redaction_survives_cycles_and_deep_nesting() -> None:
-    cyclic: dict[str, Any] = {"a": 1}
+def test_a_reference_cycle_becomes_a_marker() -> None:
+    cyclic: dict[str, Any] = {"a": 1, "token": "abcdef"}
     cyclic["self"] = cyclic
-    cleaned = redact(cyclic)
+    cyclic["twice"] = [cyclic, (cyclic,)]
+    assert redact(cyclic) == {
+        "a": 1,
+        "token": REDACTED,
+        "self": CYCLE,
+        "twice": [CYCLE, [CYCLE]],
+    }
+    # The same container met again on another branch is no cycle: written out again.
+    shared = {"k": 1}
+    assert redact({"x": shared, "y": [shared]}) == {"x": {"k": 1}, "y": [{"k": 1}]}
+
+
+def test_deep_nesting_is_cut_at_the_depth_limit() -> None:
+    nested: dict[str, Any] = {"a": 1}
+    for _ in range(100):
+        nested = {"in": nested}
+    node: Any = redact(nested)
     depth = 0
-    node: Any = cleaned
     while isinstance(node, dict):
-        node = node["self"]
+        node = node["in"]
         depth += 1
     assert node == TOO_DEEP
-    assert depth > 10
+    assert depth == MAX_DEPTH
+
+
+def _finishes_within(seconds: float, work: Callable[[], Any]) -> Any:
+    """``work()``'s value, failing (not hanging) when it takes longer than ``seconds``."""
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(work()), daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert done, f"did not finish in {seconds} s"
+    return done[0]
+
+
+def test_shared_references_are_bounded_not_expanded_exponentially() -> None:
+    # Forty lists, but written out as a tree 2**40 of them: the walk stops at
+    # MAX_CONTAINERS and marks the rest.
+    tower: Any = ["leaf"]
+    for _ in range(40):
+        tower = [tower, tower]
+    doubled: dict[str, Any] = {"password": "hunter22"}
+    doubled["a"] = doubled
+    doubled["b"] = doubled
+    params = {"doubled": doubled, "tower": tower}
+    redactor = Redactor()
+    cleaned = _finishes_within(30, lambda: redactor(params))
+    text = json.dumps(cleaned)
+    assert TOO_LARGE in text
+    assert text.count("[") <= MAX_CONTAINERS + 1
+    assert cleaned["doubled"] == {"password": REDACTED, "a": CYCLE, "b": CYCLE}
+    scrubbed = _finishes_within(30, lambda: redactor.scrub("refused hunter22", params))
+    assert scrubbed == f"refused {REDACTED}"
 
 
 SECRET = "S3CR3T-VALUE"

@@ -6,7 +6,9 @@ redaction).  The tracer turns
 each into a :class:`TraceRecord` here, off the caller's path:
 
 * ``params`` and ``metadata`` are redacted (see :mod:`runtime.tracer.redact`) and become
-  plain JSON data;
+  plain JSON data; the values hidden in ``params`` are scrubbed from ``error_message``
+  too (not those of ``metadata``, which the runtime writes: step statuses under a step
+  named ``rotate_token`` would blank every "failed" in the message);
 * the result is *not* kept -- only its size and count, taken when the report was built
   (see :mod:`runtime.tracer.sizing`), so the ring buffer's memory does not depend on how
   large the results were;
@@ -159,7 +161,11 @@ def record_from_report(
         duration_ms=duration_ms_of(report),
         status=report.status,
         error_type=report.error_type,
-        error_message=_cut(report.error_message),
+        error_message=_cut(
+            redactor.scrub(report.error_message, report.params)
+            if report.error_message and report.params
+            else report.error_message
+        ),
         cache_hit=report.cache_hit,
         coalesced=report.coalesced,
         params=redactor(report.params) if report.params else {},

@@ -8,16 +8,28 @@ inside lists.
 
 Why substring and not exact match: secrets arrive under many spellings
 (``db_password``, ``access_token``, ``X-API-Key``, ``client_secret``), and a missed
-secret costs far more than an over-redacted ``token_count``.  Keys are normalised by
-lower-casing and turning ``-`` and spaces into ``_`` before matching, so ``X-Api-Key``
-matches the fragment ``api_key``.
+secret costs far more than an over-redacted ``token_count``.  Keys and fragments are
+normalised by lower-casing and dropping the separators ``_``, ``-``, ``.`` and spaces
+before matching, so ``X-Api-Key``, ``apiKey`` and ``api.key`` all match the fragment
+``api_key``, and ``privateKey`` matches ``private_key``.
+
+The values of secret keys in the params are also scrubbed from the record's error
+message (:meth:`Redactor.scrub`): a tool that fails with ``f"login refused for {password}"``
+must not leak what its params hid.  Only strings of at least :data:`MIN_SECRET_CHARS`
+characters are scrubbed; shorter ones cannot be told from ordinary text.
 
 Redaction also makes the value *plain JSON data*: mappings become ``dict`` with ``str``
 keys, tuples/lists/sets become lists, non-finite floats and any other object become their
 ``repr`` (cut at :data:`MAX_REPR`).  That keeps every record exportable and lets a record
 read back from JSON compare equal to the original.  An object's ``repr`` is not inspected
-for secrets: pass secrets in mappings, not inside opaque objects.  Nesting deeper than
-:data:`MAX_DEPTH` (or a reference cycle) is cut off with :data:`TOO_DEEP`.
+for secrets: pass secrets in mappings, not inside opaque objects.
+
+Params are the caller's data, so their shape is not trusted.  Nesting deeper than
+:data:`MAX_DEPTH` is cut off with :data:`TOO_DEEP`, a reference back to an enclosing
+container with :data:`CYCLE`, and the containers after the first
+:data:`MAX_CONTAINERS` of one value with :data:`TOO_LARGE`.  The last bound is what makes
+shared references safe: ``x = [x, x]`` forty times over is forty lists, but written out
+as JSON it is 2**40 of them.
 """
 
 from __future__ import annotations
@@ -27,19 +39,27 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "CYCLE",
     "DEFAULT_REDACT_KEYS",
+    "MAX_CONTAINERS",
     "MAX_DEPTH",
     "MAX_REPR",
+    "MIN_SECRET_CHARS",
     "REDACTED",
     "TOO_DEEP",
+    "TOO_LARGE",
     "Redactor",
     "redact",
 ]
 
 REDACTED = "***"
 TOO_DEEP = "<too deep>"
+CYCLE = "<cycle>"
+TOO_LARGE = "<too large>"
 MAX_DEPTH = 32
+MAX_CONTAINERS = 10_000
 MAX_REPR = 200
+MIN_SECRET_CHARS = 4
 
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "password",
@@ -55,8 +75,37 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 )
 
 
+_SEPARATORS = str.maketrans("", "", "_-. ")
+
+
 def _normalise(key: str) -> str:
-    return key.lower().replace("-", "_").replace(" ", "_")
+    return key.lower().translate(_SEPARATORS)
+
+
+class _Walk:
+    """One walk over one value: the containers open on the current path (a cycle leads
+    back to one of them) and how many more containers the walk may enter."""
+
+    __slots__ = ("left", "open")
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+        self.left = MAX_CONTAINERS
+
+    def enter(self, container: object) -> str | None:
+        """``None`` when the walk may go into ``container`` (then :meth:`leave` it), else
+        the marker that stands for it."""
+        key = id(container)
+        if key in self.open:
+            return CYCLE
+        if self.left <= 0:
+            return TOO_LARGE
+        self.left -= 1
+        self.open.add(key)
+        return None
+
+    def leave(self, container: object) -> None:
+        self.open.discard(id(container))
 
 
 class Redactor:
@@ -71,7 +120,15 @@ class Redactor:
     _MEMO_LIMIT = 4096
 
     def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
-        self._fragments = tuple(sorted({_normalise(k) for k in keys if k}))
+        fragments = set()
+        for key in keys:
+            normal = _normalise(key)
+            if key and not normal:
+                # It would be the empty fragment, which every key contains.
+                raise ValueError(f"redact key {key!r} has no letter or digit to match")
+            if normal:
+                fragments.add(normal)
+        self._fragments = tuple(sorted(fragments))
         self._verdicts: dict[str, bool] = {}
 
     @property
@@ -89,9 +146,41 @@ class Redactor:
         return verdict
 
     def __call__(self, value: Any) -> Any:
-        return self._clean(value, 0)
+        return self._clean(value, 0, _Walk())
 
-    def _clean(self, value: Any, depth: int) -> Any:
+    def scrub(self, text: str, *values: Any) -> str:
+        """``text`` with every string held under a secret key in ``values`` (at any depth)
+        replaced by ``"***"``, longest first; strings shorter than
+        :data:`MIN_SECRET_CHARS` are left alone."""
+        secrets: set[str] = set()
+        for value in values:
+            self._collect(value, False, 0, secrets, _Walk())
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _collect(self, value: Any, secret: bool, depth: int, found: set[str], walk: _Walk) -> None:
+        if isinstance(value, str):
+            if secret and len(value) >= MIN_SECRET_CHARS:
+                found.add(value)
+            return
+        if depth >= MAX_DEPTH:
+            return
+        is_mapping = isinstance(value, Mapping)
+        if not (is_mapping or isinstance(value, list | tuple | set | frozenset)):
+            return
+        if walk.enter(value) is not None:
+            return
+        if is_mapping:
+            for key, item in value.items():
+                name = key if type(key) is str else str(key)
+                self._collect(item, secret or self.is_secret(name), depth + 1, found, walk)
+        else:
+            for item in value:
+                self._collect(item, secret, depth + 1, found, walk)
+        walk.leave(value)
+
+    def _clean(self, value: Any, depth: int, walk: _Walk) -> Any:
         # Exact type checks first: they are the common case and the cheapest test.
         kind = type(value)
         if kind is str or kind is int or kind is bool or value is None:
@@ -101,13 +190,24 @@ class Redactor:
         if depth >= MAX_DEPTH:
             return TOO_DEEP
         if isinstance(value, Mapping):
+            marker = walk.enter(value)
+            if marker is not None:
+                return marker
             cleaned: dict[str, Any] = {}
             for key, item in value.items():
                 name = key if type(key) is str else str(key)
-                cleaned[name] = REDACTED if self.is_secret(name) else self._clean(item, depth + 1)
+                cleaned[name] = (
+                    REDACTED if self.is_secret(name) else self._clean(item, depth + 1, walk)
+                )
+            walk.leave(value)
             return cleaned
         if isinstance(value, list | tuple | set | frozenset):
-            return [self._clean(item, depth + 1) for item in value]
+            marker = walk.enter(value)
+            if marker is not None:
+                return marker
+            items = [self._clean(item, depth + 1, walk) for item in value]
+            walk.leave(value)
+            return items
         if isinstance(value, str | int):  # subclasses: StrEnum, IntEnum, ...
             return str(value) if isinstance(value, str) else int(value)
         if isinstance(value, float):
