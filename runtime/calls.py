@@ -152,36 +152,67 @@ def snapshot_params(params: Mapping[str, Any]) -> dict[str, Any]:
     A report outlives its call (in the tracer's ring, until somebody reads it), and
     callers do reuse their params -- ``params["offset"] += 20`` in a paging loop.  Without
     a copy every record of that loop would show the last offset.  Dicts, lists and tuples
-    are copied, as deep as they nest (to a limit, which also stops cycles); anything else
-    is immutable or the caller's own object, and is shared.
+    are copied, as deep as they nest (to a limit); anything else is immutable or the
+    caller's own object, and is shared.
+
+    A dict, or a list or tuple holding containers, reached twice is copied once, as
+    :func:`copy.deepcopy` does: the copy shares what the params shared and keeps their
+    cycles, and the work stays linear in the number of containers.  (Copied once per
+    reference, ``d["a"] = d["b"] = d`` alone would be 2**32 copies before the depth limit
+    stopped it.)  Sequences of plain values -- by far the common nested params, a list of
+    ids -- are copied without that bookkeeping: they hold no container to meet again.
     """
     copied = params.copy() if type(params) is dict else dict(params)
+    memo: dict[int, Any] | None = None
     for name, value in copied.items():
         kind = type(value)
-        if kind is dict or kind is list or kind is tuple:
-            copied[name] = _snapshot(value, kind, 1)  # an existing key: safe while iterating
+        if kind is list or kind is tuple:
+            # One C-level pass decides whether anything inside needs copying (a list of
+            # 300 ids is checked in ~5 us; a Python loop over it costs three times that).
+            if _ATOMS.issuperset(map(type, value)):
+                if kind is list:
+                    copied[name] = value.copy()  # an existing key: safe while iterating
+                continue
+        elif kind is not dict:
+            continue
+        if memo is None:
+            memo = {id(params): copied}
+        copied[name] = _snapshot(value, kind, 1, memo)
     return copied
 
 
-def _snapshot(value: Any, kind: type, depth: int) -> Any:
+def _snapshot(value: Any, kind: type, depth: int, memo: dict[int, Any]) -> Any:
+    done = memo.get(id(value))
+    if done is not None:
+        return done
     if depth > _SNAPSHOT_DEPTH:
         return value
     if kind is dict:
         copied = value.copy()
+        memo[id(value)] = copied  # before the items: a cycle back to it finds the copy
         for name, item in copied.items():
             inner = type(item)
             if inner is dict or inner is list or inner is tuple:
-                copied[name] = _snapshot(item, inner, depth + 1)
+                copied[name] = _snapshot(item, inner, depth + 1, memo)
         return copied
-    # A list or a tuple: one C-level pass decides whether anything inside needs copying
-    # (a list of 300 ids is checked in ~5 us; a Python loop over it costs three times that).
     if _ATOMS.issuperset(map(type, value)):
         return value.copy() if kind is list else value
-    items = [
-        _snapshot(item, type(item), depth + 1) if type(item) in _CONTAINERS else item
+    if kind is list:
+        items: list[Any] = []
+        memo[id(value)] = items
+        items.extend(
+            _snapshot(item, type(item), depth + 1, memo) if type(item) in _CONTAINERS else item
+            for item in value
+        )
+        return items
+    # A tuple is built from its items, so it is remembered only once built; a cycle
+    # through it is closed by the list or dict on the way round.
+    snapshot = tuple(
+        _snapshot(item, type(item), depth + 1, memo) if type(item) in _CONTAINERS else item
         for item in value
-    ]
-    return items if kind is list else tuple(items)
+    )
+    memo[id(value)] = snapshot
+    return snapshot
 
 
 class CallObserver(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -55,12 +56,57 @@ def test_any_mapping_is_snapshot_as_a_dict() -> None:
     assert type(copied) is dict
 
 
-def test_a_cycle_is_cut_at_the_depth_limit_not_followed_forever() -> None:
+def test_a_cycle_is_copied_as_a_cycle_not_followed_forever() -> None:
     loop: list[Any] = [1]
     loop.append(loop)
     copied = snapshot_params({"loop": loop})
     assert copied["loop"] is not loop
     assert copied["loop"][0] == 1
+    assert copied["loop"][1] is copied["loop"]
+
+
+def test_params_that_contain_themselves_map_to_the_copy() -> None:
+    params: dict[str, Any] = {"n": 1}
+    params["self"] = params
+    params["pair"] = (params, [params])
+    copied = snapshot_params(params)
+    assert copied is not params
+    assert copied["self"] is copied
+    assert copied["pair"][0] is copied
+    assert copied["pair"][1][0] is copied
+
+
+def test_a_shared_container_is_copied_once() -> None:
+    # (A list of plain values is copied anew wherever it is met: it holds nothing that
+    # could make the work grow.)
+    level: Any = [{"id": 1}]
+    top = [level, {"left": level, "right": (level,)}]
+    copied = snapshot_params({"top": top})["top"]
+    assert copied == top
+    assert copied[0] is copied[1]["left"] is copied[1]["right"][0]
+    assert copied[0] is not level
+
+
+def test_shared_references_cost_linear_work_not_exponential() -> None:
+    # Copied per reference, each of these is 2**32 containers (or more) before the depth
+    # limit stops it: the call would never finish.  The watchdog turns such a regression
+    # into a failure rather than a hung suite.
+    doubled: dict[str, Any] = {}
+    doubled["a"] = doubled
+    doubled["b"] = doubled
+    tower: Any = [1]
+    for _ in range(40):
+        tower = [tower, {"left": tower, "right": (tower,)}]
+    done: list[dict[str, Any]] = []
+    worker = threading.Thread(
+        target=lambda: done.append(snapshot_params({"d": doubled, "t": tower})), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert done, "snapshot_params did not finish in 30 s"
+    copied = done[0]
+    assert copied["d"]["a"] is copied["d"]["b"] is copied["d"]
+    assert copied["t"][0] is copied["t"][1]["left"]
 
 
 @pytest.mark.anyio

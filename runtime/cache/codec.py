@@ -54,6 +54,7 @@ _UNSIGNED: Final = ENVELOPE_VERSION + b":u:"
 _SIGNED: Final = ENVELOPE_VERSION + b":s:"
 _MAC_HEX_LEN: Final = 64
 _MAX_DEPTH: Final = 64
+_MAX_CONTAINERS: Final = 100_000
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
@@ -80,8 +81,15 @@ class DecodeFailure(ValueError):
         super().__init__(f"{kind} failure: {reason}")
 
 
-def check_json_value(value: Any, path: str = "", depth: int = 0) -> None:
-    """Raise :class:`NotJsonValue` unless JSON round-trips ``value`` exactly."""
+def check_json_value(
+    value: Any, path: str = "", depth: int = 0, budget: list[int] | None = None
+) -> None:
+    """Raise :class:`NotJsonValue` unless JSON round-trips ``value`` exactly.
+
+    At most :data:`_MAX_CONTAINERS` containers are visited, a shared one once per
+    reference (as JSON writes it out): a value whose JSON would be astronomically large
+    is refused rather than encoded.
+    """
     if depth > _MAX_DEPTH:
         raise NotJsonValue(f"nested deeper than {_MAX_DEPTH} levels", path)
     kind = type(value)
@@ -91,17 +99,25 @@ def check_json_value(value: Any, path: str = "", depth: int = 0) -> None:
         if not math.isfinite(value):
             raise NotJsonValue(f"non-finite float {value!r}", path)
         return
+    if kind is not list and kind is not dict:
+        raise NotJsonValue(f"a {kind.__name__} does not round-trip through JSON", path)
+    if budget is None:
+        budget = [_MAX_CONTAINERS]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise NotJsonValue(
+            f"more than {_MAX_CONTAINERS:,} nested containers (a shared one counts each "
+            "time it is referenced)",
+            path,
+        )
     if kind is list:
         for index, item in enumerate(value):
-            check_json_value(item, f"{path}[{index}]", depth + 1)
+            check_json_value(item, f"{path}[{index}]", depth + 1, budget)
         return
-    if kind is dict:
-        for name, item in value.items():
-            if type(name) is not str:
-                raise NotJsonValue(f"dict key {name!r} is a {type(name).__name__}", path)
-            check_json_value(item, f"{path}.{name}" if path else name, depth + 1)
-        return
-    raise NotJsonValue(f"a {kind.__name__} does not round-trip through JSON", path)
+    for name, item in value.items():
+        if type(name) is not str:
+            raise NotJsonValue(f"dict key {name!r} is a {type(name).__name__}", path)
+        check_json_value(item, f"{path}.{name}" if path else name, depth + 1, budget)
 
 
 def _mac(secret: bytes, redis_key: bytes, payload: bytes) -> bytes:

@@ -91,6 +91,11 @@ _C_ENCODE: Final = (
 _PERSON: Final = b"runtime.cache.k1"  # 16 bytes: separates our digests from any other use
 _HASHER: Final = hashlib.blake2b(digest_size=DIGEST_SIZE, person=_PERSON)
 _MAX_DEPTH: Final = 64
+# Nested containers the slow check may visit in one value.  Shared references are
+# visited once per reference, as the encoder will write them: without a bound,
+# ``x = [x, x]`` forty times over (forty lists, 2**40 of them written out) would never
+# finish checking or encoding.
+_MAX_CONTAINERS: Final = 100_000
 
 
 class Uncacheable(RuntimeFault):
@@ -133,7 +138,9 @@ _FAST_LEAVES: Final = frozenset({str, int, bool, float, type(None)})
 _STR: Final = frozenset({str})
 
 
-def _check(value: Any, path: str, depth: int, fast: bool = True) -> None:
+def _check(
+    value: Any, path: str, depth: int, fast: bool = True, budget: list[int] | None = None
+) -> None:
     """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc).
 
     With ``fast`` a container of plain leaves passes unexamined (a NaN among them is left
@@ -142,7 +149,7 @@ def _check(value: Any, path: str, depth: int, fast: bool = True) -> None:
     if depth > _MAX_DEPTH:
         raise Uncacheable(f"nested deeper than {_MAX_DEPTH} levels", path)
     if not fast:
-        _check_slowly(value, path, depth, fast)
+        _check_slowly(value, path, depth, fast, budget)
         return
     # Fast paths, all in C: containers of exact leaf types (``ci_ids`` of 300 ints, say)
     # are checked without a Python-level step per element or a path string per element.
@@ -157,10 +164,10 @@ def _check(value: Any, path: str, depth: int, fast: bool = True) -> None:
         and _FAST_LEAVES.issuperset(map(type, value.values()))
     ):
         return
-    _check_slowly(value, path, depth, fast)
+    _check_slowly(value, path, depth, fast, budget)
 
 
-def _check_slowly(value: Any, path: str, depth: int, fast: bool) -> None:
+def _check_slowly(value: Any, path: str, depth: int, fast: bool, budget: list[int] | None) -> None:
     # bool before int: bool is an int subclass, and it stays distinct in JSON anyway.
     if value is None or isinstance(value, str | bool | int):
         return
@@ -168,17 +175,26 @@ def _check_slowly(value: Any, path: str, depth: int, fast: bool) -> None:
         if not math.isfinite(value):
             raise Uncacheable(f"non-finite float {value!r}", path)
         return
-    if isinstance(value, list | tuple):
+    is_sequence = isinstance(value, list | tuple)
+    if not (is_sequence or isinstance(value, dict)):
+        raise Uncacheable(f"a {type(value).__name__} is not a JSON value", path)
+    if budget is None:
+        budget = [_MAX_CONTAINERS]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise Uncacheable(
+            f"more than {_MAX_CONTAINERS:,} nested containers (a shared one counts each "
+            "time it is referenced)",
+            path,
+        )
+    if is_sequence:
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]", depth + 1, fast)
+            _check(item, f"{path}[{index}]", depth + 1, fast, budget)
         return
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if not isinstance(name, str):
-                raise Uncacheable(f"dict key {name!r} is a {type(name).__name__}, not a str", path)
-            _check(item, f"{path}.{name}" if path else name, depth + 1, fast)
-        return
-    raise Uncacheable(f"a {type(value).__name__} is not a JSON value", path)
+    for name, item in value.items():
+        if not isinstance(name, str):
+            raise Uncacheable(f"dict key {name!r} is a {type(name).__name__}, not a str", path)
+        _check(item, f"{path}.{name}" if path else name, depth + 1, fast, budget)
 
 
 def canonical_params(
