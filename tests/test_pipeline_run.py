@@ -804,6 +804,25 @@ async def test_concurrent_runs_of_one_pipeline_share_nothing() -> None:
     assert len(run_ids) == 3
 
 
+async def test_a_tool_that_changes_its_params_does_not_change_the_pipeline() -> None:
+    # Static params belong to the pipeline, which every run shares: each run's tool gets
+    # its own copy, so a tool filling in defaults cannot leak into the next run.
+    pipeline = Pipeline("static", [Step("s", "T", "fill", {"limit": 10, "ids": [1], "f": {}})])
+
+    async def fill(params: Any) -> Any:
+        seen = {"limit": params["limit"], "ids": list(params["ids"]), "f": dict(params["f"])}
+        params["limit"] = 99
+        params["ids"].append(2)
+        params["f"]["env"] = "prod"
+        return seen
+
+    executor = FakeExecutor({("T", "fill"): fill})
+    with anyio.fail_after(5):
+        first = await run_pipeline(pipeline, {}, CTX, executor)
+        second = await run_pipeline(pipeline, {}, CTX, executor)
+    assert first.results["s"] == second.results["s"] == {"limit": 10, "ids": [1], "f": {}}
+
+
 # -- tracing --------------------------------------------------------------------------------
 
 

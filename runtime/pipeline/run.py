@@ -32,7 +32,7 @@ import anyio
 import attrs
 
 from runtime._loop import loop_cancel_check, loop_clock
-from runtime.calls import CURRENT_SPAN, CallReport, IdGenerator, SpanRef, Status
+from runtime.calls import CURRENT_SPAN, CallReport, IdGenerator, SpanRef, Status, snapshot_params
 from runtime.errors import InvalidParams, PipelineError, ToolTimeout
 from runtime.pipeline.refs import UnresolvedReference
 from runtime.pipeline.result import PipelineResult, StepOutcome, StepStatus
@@ -529,7 +529,9 @@ class _Counter:
 
 def _derive_params(step: Step, state: State) -> Mapping[str, Any]:
     if not callable(step.params):
-        return step.params
+        # A copy per run: the step's dict belongs to the pipeline every run shares, and a
+        # tool that fills in its params must not change them for the next run.
+        return snapshot_params(step.params)
     try:
         params = step.params(state)
     except UnresolvedReference as exc:
