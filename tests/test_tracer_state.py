@@ -80,6 +80,16 @@ def test_pipelines_and_steps_have_their_own_tables_but_share_the_ring() -> None:
     assert as_dict["tools"]["CI"]["search"]["ok"] == 1
 
 
+def test_the_json_form_of_operation_stats_carries_the_rates() -> None:
+    state = TracerState(capacity=10)
+    state.observe(make_report(1))
+    state.observe(make_report(2, status="error", error_type="Boom"))
+    as_dict = state.stats().to_dict()["tools"]["CI"]["search"]
+    assert (as_dict["count"], as_dict["error"]) == (2, 1)
+    assert as_dict["error_rate"] == 0.5
+    assert as_dict["cache_hit_rate"] == 0.0
+
+
 def test_ring_keeps_only_the_newest_records() -> None:
     state = TracerState(capacity=3)
     for n in range(10):

@@ -61,7 +61,8 @@ class OperationStats:
         return self.failures / self.count if self.count else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        """JSON-ready: every field, and ``error_rate`` beside ``cache_hit_rate``."""
+        return {**attrs.asdict(self), "error_rate": self.error_rate}
 
 
 _STATUS = attrgetter("status")
