@@ -8,7 +8,8 @@ Each candidate is described by six *factors*, each normalised to [0, 1] where 1 
   candidates.  A candidate as fast as the fastest expected one scores 0.5; ten times slower
   scores 0.09.  The reference comes from the priors, not the live estimates, so one tool
   slowing down does not move the others' scores.
-- ``load``: ``1 / (1 + in_flight)``.
+- ``load``: ``1 / (1 + pending)``, pending being the calls in flight plus the choices
+  reserved but not yet started (the selector state passes their sum).
 - ``cache``: 1 when the caller found this candidate's answer for the concrete params in the
   cache (the caller asks the cache; the selector never calls another actor), else 0.
 - ``intent``: the profile's bonus for this intent (the seed design's fifth term).
@@ -163,9 +164,9 @@ def latency_score(latency_s: float, reference_s: float) -> float:
     return reference_s / (reference_s + latency_s)
 
 
-def load_score(in_flight: int) -> float:
-    """``1 / (1 + in_flight)``: 1 when idle."""
-    return 1.0 / (1.0 + max(in_flight, 0))
+def load_score(pending: int) -> float:
+    """``1 / (1 + pending)``: 1 when idle (calls in flight plus reserved choices)."""
+    return 1.0 / (1.0 + max(pending, 0))
 
 
 @attrs.frozen(slots=True)
