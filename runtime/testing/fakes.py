@@ -122,7 +122,8 @@ class FaultPlan:
         if any(k < 0 for k in calls):
             raise ValueError(f"call indices are >= 0, got {calls}")
         length = max(calls, default=-1) + 1
-        script = tuple("fail" if k in calls else then for k in range(length))
+        # The calls before the last failure that are not listed succeed; ``then`` is the tail.
+        script: tuple[Action, ...] = tuple("fail" if k in calls else "ok" for k in range(length))
         return cls(script=script, then=then, **options)
 
     @classmethod
@@ -201,8 +202,29 @@ class CallRecord:
 
 
 def params_key(params: Mapping[str, Any]) -> str:
-    """A stable text form of ``params``: equal params give equal keys, in any key order."""
-    return json.dumps(params, sort_keys=True, default=repr, separators=(",", ":"))
+    """A stable text form of ``params``: equal params give equal keys, in any key order.
+
+    Also for params the runtime cannot cache but still runs a tool with: sets are sorted
+    (their iteration order varies), and keys that are not strings are spelled with
+    ``repr`` (json cannot sort keys of mixed types).
+    """
+    return _text(params)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, default=repr, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, str) else repr(key): _plain(item) for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(map(_text, value))
+    return value
 
 
 def echo_result(

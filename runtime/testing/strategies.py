@@ -90,13 +90,14 @@ def _wrong_type(spec: Schema) -> st.SearchStrategy[Any] | None:
 def _valid(spec: Schema) -> st.SearchStrategy[Any]:
     kind = spec["type"]
     if kind == "int":
-        return st.integers(spec.get("min"), spec.get("max"))
+        return st.integers(_ceil(spec.get("min")), _floor(spec.get("max")))
     if kind == "number":
         low, high = spec.get("min"), spec.get("max")
-        return st.one_of(
-            st.integers(low, high),
-            st.floats(low, high, allow_nan=False, allow_infinity=False),
-        )
+        floats = st.floats(low, high, allow_nan=False, allow_infinity=False)
+        whole_low, whole_high = _ceil(low), _floor(high)
+        if whole_low is not None and whole_high is not None and whole_low > whole_high:
+            return floats  # no integer between fractional bounds (0.25 to 0.75)
+        return st.one_of(st.integers(whole_low, whole_high), floats)
     if kind == "bool":
         return st.booleans()
     if kind == "str":
@@ -110,6 +111,15 @@ def _valid(spec: Schema) -> st.SearchStrategy[Any]:
     if kind == "object":
         return _valid_object(spec)
     raise ValueError(f"unknown schema type {kind!r}")
+
+
+def _ceil(bound: float | None) -> int | None:
+    # Bounds may be fractional (``"min": 0.5``); integers() needs whole ones.
+    return None if bound is None else math.ceil(bound)
+
+
+def _floor(bound: float | None) -> int | None:
+    return None if bound is None else math.floor(bound)
 
 
 def _valid_string(spec: Schema) -> st.SearchStrategy[str]:
