@@ -102,8 +102,10 @@ class CallReport(NamedTuple):
     ``result_count``, ``result_size_bytes`` and ``result_size_estimated`` while it builds
     the report and leaves ``data`` ``None``: results kept in a mailbox or a ring cost the
     garbage collector more than the rest of tracing together (see
-    :mod:`runtime.tracer.sizing`).  A report that does carry ``data`` (pipeline steps)
-    is sized by the tracer on arrival, exactly, and the data is not kept.
+    :mod:`runtime.tracer.sizing`).  Pipeline and step reports are sized the same way
+    when :meth:`~runtime.executor.Executor.report` hands them over.  A report that does
+    carry ``data`` (no sizing observer) is sized by the tracer on arrival, exactly, and
+    the data is not kept.
 
     ``executed``: whether this call ran the tool itself (a cache hit or a coalesced
     follower did not; load-tracking observers heard ``call_started`` only for calls that

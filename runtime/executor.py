@@ -229,7 +229,21 @@ class Executor:
         return ToolResult.from_exception(error)
 
     def report(self, report: CallReport) -> None:
-        """Hand a finished pipeline or step report to the observers (never blocks)."""
+        """Hand a finished pipeline or step report to the observers (never blocks).
+
+        A report carrying a result is sized now, as a tool call's is, and then carries
+        the figures instead: the result is the application's, which may change it once
+        the step returns, long before an observer gets to the report.
+        """
+        size_result = self._size_result
+        if report.data is not None and size_result is not None:
+            count, size, estimated = size_result(report.tool_type, report.operation, report.data)
+            report = report._replace(
+                result_count=count,
+                result_size_bytes=size,
+                result_size_estimated=estimated,
+                data=None,
+            )
         for observer in self.observers:
             observer.call_finished(report)
 

@@ -23,8 +23,9 @@ non-string keys) falls back to the length of its ``repr``.  It is ``None`` when 
 produced no data (``data is None``: failures, cancellations) or even ``repr`` fails.
 For tool calls it is *measured* on one result in ``size_every`` of each operation and
 *estimated* on the others from the latest measurement scaled by item count; then
-``result_size_estimated`` is true (the exact rules: :mod:`runtime.tracer.sizing`).  A
-report that carries its ``data`` (pipeline steps) is always measured.
+``result_size_estimated`` is true (the exact rules: :mod:`runtime.tracer.sizing`); the
+executor sizes pipeline steps' results the same way.  A report that still carries its
+``data`` (built by hand, or with no sizing observer) is measured exactly here.
 ``result_count`` is the length of a list/tuple result, or of the first list found under one
 of :data:`COUNT_KEYS` in a mapping result, else ``None`` -- always exact.  Neither ever
 raises.
