@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import logging
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -26,6 +27,7 @@ __all__ = [
     "CallObserver",
     "CallReport",
     "CallStart",
+    "GuardedObserver",
     "IdGenerator",
     "SpanRef",
     "Status",
@@ -230,3 +232,61 @@ class CallObserver(Protocol):
     def call_started(self, start: CallStart) -> None: ...
 
     def call_finished(self, report: CallReport) -> None: ...
+
+
+_log = logging.getLogger("runtime")
+
+
+class GuardedObserver:
+    """An observer the runtime did not write, kept from breaking the calls it watches.
+
+    Observers are called inline, in the caller's task, and must never raise; the
+    runtime's own (the tracer, the selector) are written not to and called bare.  One
+    that raises anyway would turn a successful call into its error (or replace a
+    cancellation) and starve the observers after it -- the selector, always last, would
+    count the call in flight for ever.  So ``open_runtime`` wraps the extra observers it
+    is given in this: a failure is counted in :attr:`failures`, the first one is logged
+    (on the ``runtime`` logger), and the call goes on.
+    """
+
+    __slots__ = ("failures", "observer", "observes_starts", "size_result")
+
+    def __init__(self, observer: CallObserver) -> None:
+        self.observer = observer
+        self.failures = 0
+        self.observes_starts: bool = getattr(observer, "observes_starts", True)
+        if getattr(observer, "size_result", None) is not None:
+            self.size_result = self._size_result
+
+    def call_started(self, start: CallStart) -> None:
+        try:
+            self.observer.call_started(start)
+        except Exception:
+            self._failed()
+
+    def call_finished(self, report: CallReport) -> None:
+        try:
+            self.observer.call_finished(report)
+        except Exception:
+            self._failed()
+
+    def _size_result(
+        self, tool_type: str, operation: str, data: Any
+    ) -> tuple[int | None, int | None, bool]:
+        try:
+            sized: tuple[int | None, int | None, bool] = self.observer.size_result(  # type: ignore[attr-defined]
+                tool_type, operation, data
+            )
+            return sized
+        except Exception:
+            self._failed()
+            return None, None, False
+
+    def _failed(self) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            _log.warning(
+                "observer %r raised; the call goes on (further failures are only counted)",
+                self.observer,
+                exc_info=True,
+            )

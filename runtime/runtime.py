@@ -23,7 +23,7 @@ from runtime.actor import Actor, ActorStats
 from runtime.cache.actor import CacheActor
 from runtime.cache.redis import RedisSettings, RedisTier
 from runtime.cache.service import ResultCacheService
-from runtime.calls import CallObserver, IdGenerator
+from runtime.calls import CallObserver, GuardedObserver, IdGenerator
 from runtime.config import RedisConfig, RuntimeConfig
 from runtime.errors import AllCandidatesFailed, ToolNotFound
 from runtime.executor import Executor, failure_exception
@@ -298,13 +298,17 @@ async def open_runtime(
     """Start a runtime for the tools in ``registry``; stop everything on exit.
 
     ``observers`` are extra :class:`~runtime.calls.CallObserver` instances told about
-    every call, next to the built-in tracer and selector.  ``ids`` fixes the span/trace
-    id generator (pass ``IdGenerator(seed="...")`` for replayable ids in tests), ``rng``
+    every call, next to the built-in tracer and selector; one that raises is counted and
+    logged, never allowed to fail the call (:class:`~runtime.calls.GuardedObserver`).
+    ``ids`` fixes the span/trace id generator (pass ``IdGenerator(seed="...")`` for
+    replayable ids in tests), ``rng``
     the random source of retry jitter and of the selector's tie-breaks (pass a seeded
     ``random.Random`` to replay them).
     """
     config = config if config is not None else RuntimeConfig()
     ids = ids if ids is not None else IdGenerator()
+    # Not ours: a raising one must not fail the calls it watches (see GuardedObserver).
+    observers = tuple(GuardedObserver(observer) for observer in observers)
     # Compile before starting anything: a bad composition is a ConfigError at start-up.
     compositions = {**builtin_compositions(), **compile_compositions(config.compositions)}
     async with AsyncExitStack() as stack:
