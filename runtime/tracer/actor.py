@@ -21,7 +21,11 @@ stale: every read (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and
 :meth:`reset` hands the pending list over first, and the actor handles casts before any
 later call.  The mailbox bound counts *reports* (pending or cast, not yet handled), so a
 stalled tracer still holds at most ``mailbox_size`` of them and drops -- and counts --
-the rest; ``stats().mailbox_used`` includes the pending ones.  With sinks, which need
+the rest; ``stats().mailbox_used`` counts the reports waiting, pending or cast, and
+``stats().dropped`` every report lost, one by one as unbatched casts are.  When the actor
+stops, the reports it had not handled are lost and counted -- those in queued batches
+and those still pending -- since a stopped actor handles nothing (the runtime stops its
+actors by cancelling them on exit).  With sinks, which need
 each record as its call ends, reports are cast one by one and the actor pauses up to
 ``linger`` between batches (the base :class:`~runtime.actor.Actor` behaviour).
 
@@ -120,7 +124,10 @@ class TracerActor(Actor[TracerMessage]):
         self._batch_limit = min(batch_size, mailbox_size)
         self._mailbox_limit = mailbox_size
         self._queued = 0  # reports cast in batches and not handled yet
-        self._batch_drops = 0  # reports dropped by the batching since the last reset
+        self._queued_batches = 0  # ... and the casts that carry them
+        # Reports lost that the base did not count: dropped whole by the batching, or
+        # beyond the first of each batch lost at a stop (the base counts a cast as one).
+        self._batch_drops = 0
         # Used in the callers' tasks (size_result), never by the actor task but for clear().
         self._sizer = ResultSizer(size_every)
         # One call frame less on every traced call than the method below.
@@ -190,6 +197,7 @@ class TracerActor(Actor[TracerMessage]):
                 return
         if self.cast(batch):
             self._queued += len(batch)
+            self._queued_batches += 1
         else:  # the base counted one drop for the whole batch
             self._batch_drops += len(batch) - 1
 
@@ -202,6 +210,7 @@ class TracerActor(Actor[TracerMessage]):
     def handle_cast(self, message: TracerMessage) -> None:
         if type(message) is list:
             self._queued -= len(message)
+            self._queued_batches -= 1
             if not self._sinks:
                 self._state.observe_many(message)
             else:
@@ -224,7 +233,7 @@ class TracerActor(Actor[TracerMessage]):
 
     def handle_call(self, message: TracerMessage, slot: ReplySlot) -> Any:
         if isinstance(message, _GetStats):
-            dropped = self.stats().dropped - self._dropped_before_reset + self._batch_drops
+            dropped = self.stats().dropped - self._dropped_before_reset
             return attrs.evolve(self._state.stats(dropped=dropped), sink_errors=self._sink_errors)
         if isinstance(message, _GetRecords):
             return self._state.entries(message.limit)
@@ -238,18 +247,29 @@ class TracerActor(Actor[TracerMessage]):
         self._sizer.clear()
         self._sink_errors = 0
         self._dropped_before_reset = self.stats().dropped
-        self._batch_drops = 0
 
     def on_stop(self, reason: BaseException | str) -> None:
-        self._queued = 0  # the base dropped (and counted) the batches still queued
+        # The base dropped the queued batches and counted one drop for each: every report
+        # in them is lost, and so are those still pending, which nobody will hand over.
+        self._batch_drops += self._queued - self._queued_batches + len(self._pending)
+        self._queued = self._queued_batches = 0
+        self._pending = []
 
     def stats(self) -> ActorStats:
-        """The base actor's figures, with the reports waiting in a caller-side batch
-        counted in ``mailbox_used`` (they are waiting for the actor like the rest)."""
+        """The base actor's figures counted in reports, not casts: ``mailbox_used`` has
+        every report waiting, in a queued batch or still pending in the callers' tasks,
+        and ``dropped`` every report lost, whole batches included."""
         stats = super().stats()
-        if self._pending:
-            return attrs.evolve(stats, mailbox_used=stats.mailbox_used + len(self._pending))
-        return stats
+        if not (self._batch_drops or self._queued or self._pending):
+            return stats
+        return attrs.evolve(
+            stats,
+            mailbox_used=stats.mailbox_used
+            - self._queued_batches
+            + self._queued
+            + len(self._pending),
+            dropped=stats.dropped + self._batch_drops,
+        )
 
     def stop(self) -> None:
         self._flush()
