@@ -21,11 +21,14 @@ __all__ = [
     "ConfigError",
     "InvalidParams",
     "PipelineError",
+    "RuntimeClosed",
     "RuntimeFault",
     "ToolExecutionError",
     "ToolNotFound",
     "ToolTimeout",
+    "UnknownComposition",
     "UnknownIntent",
+    "UnknownStrategy",
 ]
 
 
@@ -37,14 +40,13 @@ class ConfigError(RuntimeFault, ValueError):
     """A configuration document is unreadable or invalid.
 
     ``path`` is the dotted key path of the offending value (``cache.ttl.METRIC.series``),
-    empty for problems with the document as a whole.
+    empty for problems with the document as a whole (the message is then the problem).
     """
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
         self.problem = problem
-        where = path if path else "<document>"
-        super().__init__(f"{where}: {problem}")
+        super().__init__(f"{path}: {problem}" if path else problem)
 
 
 class ActorUnavailable(RuntimeFault):
@@ -138,6 +140,36 @@ class UnknownIntent(RuntimeFault, LookupError):
         self.intent = intent
         self.known = tuple(sorted(known))
         super().__init__(f"unknown intent {intent!r}; known intents: {', '.join(self.known)}")
+
+
+class UnknownStrategy(RuntimeFault, ValueError):
+    """The selector was asked to rank by a strategy it does not know."""
+
+    def __init__(self, strategy: str, known: Iterable[str]) -> None:
+        self.strategy = strategy
+        self.known = tuple(sorted(known))
+        super().__init__(
+            f"unknown strategy {strategy!r}; known strategies: {', '.join(self.known)}"
+        )
+
+
+class UnknownComposition(RuntimeFault, LookupError):
+    """``Runtime.compose`` was given a composition name nobody registered."""
+
+    def __init__(self, composition: str, known: Iterable[str]) -> None:
+        self.composition = composition
+        self.known = tuple(sorted(known))
+        super().__init__(
+            f"unknown composition {composition!r}; known: {', '.join(self.known) or 'none'}"
+        )
+
+
+class RuntimeClosed(RuntimeFault):
+    """The runtime was used after its ``open_runtime`` block ended: its actors are gone,
+    so a call would run without the cache, the tracer or the selector."""
+
+    def __init__(self) -> None:
+        super().__init__("the runtime is closed: it was used after its open_runtime block ended")
 
 
 class AllCandidatesFailed(RuntimeFault):

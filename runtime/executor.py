@@ -153,6 +153,13 @@ class Executor:
             return ToolResult.from_exception(exc)
         if timeout is None:
             timeout = self.config.timeout_for(tool_type, operation)
+        elif not timeout > 0:  # NaN too
+            # In config 0 means "no timeout"; on a call it would time out at once, so it
+            # is refused rather than guessed at (math.inf lifts the configured timeout).
+            raise ValueError(
+                f"timeout for {tool_type}.{operation} must be a positive number of seconds "
+                f"(math.inf for none, None for the configured one), got {timeout!r}"
+            )
         # What follows is inlined rather than a helper coroutine: on a cache hit, each
         # coroutine layer is a measurable share of the call.
         observers = self.observers

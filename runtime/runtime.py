@@ -25,7 +25,12 @@ from runtime.cache.redis import RedisSettings, RedisTier
 from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, GuardedObserver, IdGenerator
 from runtime.config import RedisConfig, RuntimeConfig
-from runtime.errors import AllCandidatesFailed, ToolNotFound
+from runtime.errors import (
+    AllCandidatesFailed,
+    RuntimeClosed,
+    ToolNotFound,
+    UnknownComposition,
+)
 from runtime.executor import Executor, failure_exception
 from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
@@ -41,15 +46,19 @@ __all__ = ["BestResult", "Runtime", "RuntimeHealth", "open_runtime"]
 
 @attrs.frozen(slots=True)
 class RuntimeHealth:
-    """Which actors are up, how often each was restarted, and why the dead ones died."""
+    """Which actors are up, how often each was restarted, and why the dead ones died.
+
+    ``closed``: the runtime's ``open_runtime`` block has ended (every actor stopped).
+    """
 
     actors: Mapping[str, ActorStats]
     crashes: Mapping[str, int]
     down: Mapping[str, str]
+    closed: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.down
+        return not self.down and not self.closed
 
 
 @attrs.frozen(slots=True)
@@ -107,6 +116,15 @@ class Runtime:
         self._rng = rng if rng is not None else random.Random()
         self._running_pipelines = 0
         self._supervisor = Supervisor(config.supervision)
+        # Set when the open_runtime block ends: a stale reference (app.state.runtime)
+        # must fail loudly, not run tools without its cache, tracer and selector.
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether the ``open_runtime`` block has ended; every call then raises
+        :class:`RuntimeClosed`."""
+        return self._closed
 
     async def execute(
         self,
@@ -118,6 +136,8 @@ class Runtime:
         timeout: float | None = None,
     ) -> Any:
         """Run one tool call and return its data; see :meth:`Executor.execute`."""
+        if self._closed:
+            raise RuntimeClosed()
         # Executor.execute's body, one coroutine layer fewer (it shows on a cache hit).
         result = await self.executor.execute_result(
             tool_type, operation, params, context, timeout=timeout
@@ -136,6 +156,8 @@ class Runtime:
         timeout: float | None = None,
     ) -> ToolResult:
         """Run one tool call and return its :class:`ToolResult`, never raising for failures."""
+        if self._closed:
+            raise RuntimeClosed()
         return await self.executor.execute_result(
             tool_type, operation, params, context, timeout=timeout
         )
@@ -154,6 +176,8 @@ class Runtime:
         which candidates already hold an answer; that is one of the scoring factors.
         Raises :class:`UnknownIntent` listing the known intents.
         """
+        if self._closed:
+            raise RuntimeClosed()
         selector = self._require_selector()
         cached = await self._cached_candidates(selector, intent, params, context)
         ranked: list[Ranked] = await selector.rank(intent, strategy, cached)
@@ -174,6 +198,8 @@ class Runtime:
         Every attempt is traced, fallbacks with ``fallback_used``.  Raises
         :class:`AllCandidatesFailed` listing every attempt when none succeeds.
         """
+        if self._closed:
+            raise RuntimeClosed()
         selector = self._require_selector()
         cached = await self._cached_candidates(selector, intent, params, context)
         first, ranked = await selector.plan(intent, strategy, cached)
@@ -249,13 +275,14 @@ class Runtime:
         step.  ``deadline`` defaults to ``pipeline.default_deadline`` (0: none).  Raises
         :class:`PipelineError` when a fail-fast step fails.
         """
+        if self._closed:
+            raise RuntimeClosed()
         if isinstance(composition, Pipeline):
             pipeline = composition
         else:
             found = self.compositions.get(composition)
             if found is None:
-                known = ", ".join(sorted(self.compositions)) or "none"
-                raise LookupError(f"unknown composition {composition!r}; known: {known}")
+                raise UnknownComposition(composition, self.compositions)
             pipeline = found
         if deadline is None:
             deadline = self.config.pipeline.default_deadline or None
@@ -283,6 +310,7 @@ class Runtime:
             actors={actor.name: actor.stats() for actor in self._actors},
             crashes=dict(self._supervisor.crashes),
             down=dict(self._supervisor.down),
+            closed=self._closed,
         )
 
 
@@ -305,7 +333,13 @@ async def open_runtime(
     the random source of retry jitter and of the selector's tie-breaks (pass a seeded
     ``random.Random`` to replay them).
     """
-    config = config if config is not None else RuntimeConfig()
+    if config is None:
+        config = RuntimeConfig()
+    elif not isinstance(config, RuntimeConfig):
+        raise TypeError(
+            f"config must be a RuntimeConfig (from load_config or config_from_dict), "
+            f"got {type(config).__name__}"
+        )
     ids = ids if ids is not None else IdGenerator()
     # Not ours: a raising one must not fail the calls it watches (see GuardedObserver).
     observers = tuple(GuardedObserver(observer) for observer in observers)
@@ -361,14 +395,17 @@ async def open_runtime(
         # have stopped, not wrapped in the task group's ExceptionGroup: the application's
         # own exceptions should reach its own except clauses unchanged.
         error: Exception | None = None
-        async with anyio.create_task_group() as group:
-            await runtime._supervisor.start(group, runtime._actors)
-            try:
-                yield runtime
-            except Exception as exc:
-                error = exc
-            finally:
-                group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                await runtime._supervisor.start(group, runtime._actors)
+                try:
+                    yield runtime
+                except Exception as exc:
+                    error = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            runtime._closed = True
         if error is not None:
             raise error
 

@@ -303,7 +303,7 @@ BAD_REQUESTS: list[tuple[str, Any, int, str | None]] = [
     ("/execute", {"tool": "CI", "operation": "get", "params": {"x": 1}, "tenant": "t"}, 422, None),
     ("/execute", {"tool": "NOPE", "operation": "get", "params": {}, "tenant": "t"}, 404, None),
     ("/execute", {**SLEEP, "params": {"seconds": -1}, "tenant": "t"}, 422, "InvalidParams"),
-    ("/compose", {"name": "nope", "params": {}, "tenant": "t"}, 422, "LookupError"),
+    ("/compose", {"name": "nope", "params": {}, "tenant": "t"}, 422, "UnknownComposition"),
     ("/compose", {"name": "impact_analysis", "params": {}, "tenant": "t"}, 422, "PipelineError"),
 ]
 

@@ -326,7 +326,10 @@ def test_random_config_documents_give_config_error_or_a_valid_config(document: A
     else:
         error = None
     if error is not None:
-        assert str(error).startswith(f"{error.path or '<document>'}: ")
+        if error.path:
+            assert str(error) == f"{error.path}: {error.problem}"
+        else:
+            assert str(error) == error.problem
         return
     assert isinstance(config, RuntimeConfig)
     assert config_from_dict(config_to_dict(config)) == config

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from runtime.errors import UnknownIntent
+from runtime.errors import UnknownIntent, UnknownStrategy
 from runtime.selector.intents import Candidate, Intent, intent_name
 from runtime.selector.observations import (
     Outcome,
@@ -112,8 +112,7 @@ class SelectorState:
         try:
             return self._settings.strategies[name]
         except KeyError:
-            known = ", ".join(sorted(self._settings.strategies))
-            raise ValueError(f"unknown strategy {name!r}; known strategies: {known}") from None
+            raise UnknownStrategy(name, self._settings.strategies) from None
 
     def stats(self, tool_type: str, operation: str) -> ToolStats:
         """The statistics of one operation (its prior when never observed)."""
