@@ -206,7 +206,13 @@ def _demo(args: argparse.Namespace) -> int:
 def _show_config(args: argparse.Namespace) -> int:
     import yaml
 
-    print(yaml.safe_dump(config_to_dict(_config(args)), sort_keys=False), end="")
+    document = config_to_dict(_config(args))
+    redis = document["cache"].get("redis")
+    if redis is not None and redis.get("secret") is not None:
+        # Printed configurations get pasted into tickets and chats.  Too short to be a
+        # secret, "***" fed back as config fails loudly instead of signing with it.
+        redis["secret"] = "***"
+    print(yaml.safe_dump(document, sort_keys=False), end="")
     return 0
 
 

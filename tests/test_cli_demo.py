@@ -228,6 +228,18 @@ def test_config_prints_the_effective_configuration(
     assert f"cis: {DEFAULT_CIS}" in out
 
 
+def test_config_does_not_print_the_redis_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "s3cret-s3cret-s3cret-42"
+    config = tmp_path / "runtime.yaml"
+    config.write_text(f"cache: {{redis: {{url: 'redis://127.0.0.1:6379/0', secret: {secret}}}}}\n")
+    assert main(["config", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert secret not in out
+    assert "secret: '***'" in out
+
+
 def test_the_ops_config_defaults_are_the_generators() -> None:
     ops = OpsConfig()
     assert (ops.cis, ops.days, ops.seed) == (DEFAULT_CIS, DEFAULT_DAYS, DEFAULT_SEED)
