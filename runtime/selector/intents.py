@@ -108,8 +108,9 @@ def _to_name(value: object) -> str:
 class Intent:
     """A question to answer: its type and the concrete parameters it was asked with.
 
-    ``params`` are passed on to whichever candidate is chosen; the selector itself only
-    uses ``type``.
+    The selector only uses ``type``.  ``params`` travel with the question for the
+    caller's own use: ``Runtime.select`` and ``Runtime.execute_best`` take the params to
+    run (and to ask the cache about) as their own argument.
     """
 
     type: str = attrs.field(converter=_to_name)
