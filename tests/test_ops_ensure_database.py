@@ -46,3 +46,12 @@ def test_a_sample_cmdb_of_other_sizes_is_still_rebuilt(tmp_path: Path) -> None:
     build_database(target, seed=1, cis=CIS, days=DAYS)
     assert ensure_database(target, seed=2, cis=CIS, days=DAYS).built is True
     assert ensure_database(target, seed=2, cis=CIS, days=DAYS).built is False
+
+
+def test_a_directory_as_the_database_path_is_refused_before_building(tmp_path: Path) -> None:
+    target = tmp_path / "cmdb"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match=str(target)):
+        build_database(target, cis=8, days=1)
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    assert list(target.iterdir()) == []

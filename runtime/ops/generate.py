@@ -667,6 +667,10 @@ def build_database(
     started = time.perf_counter()
     report: Progress = progress or (lambda stage, done, total: None)
     target = Path(path)
+    if target.is_dir():
+        # Checked before the build: otherwise a minute of work ends in a failed rename
+        # whose error names our temporary file, not the path the user gave.
+        raise IsADirectoryError(f"{target} is a directory; give the database file's path")
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
