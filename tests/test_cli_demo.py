@@ -267,3 +267,9 @@ def test_the_demo_still_runs_with_cache_tracer_and_selector_disabled(
     assert summary["db_queries"] >= summary["calls"]
     assert all(row["p50_ms"] is None and row["cache_hit_rate"] == 0 for row in tools.values())
     assert all("declared order" in answer["via"] for answer in summary["answers"][:4])
+
+
+def test_the_demo_counts_in_words_that_agree_with_the_number() -> None:
+    from runtime.demo.session import _count
+
+    assert [_count(n, "alert") for n in (0, 1, 2)] == ["0 alerts", "1 alert", "2 alerts"]

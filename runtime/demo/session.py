@@ -290,8 +290,9 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         simulated.append(best)
     alerts = simulated[-1].data["alerts"]
     text = (
-        f"would have fired {len(alerts)} alerts on {len({a['ci_id'] for a in alerts})} CIs "
-        f"(simulated {len(simulated)} times, each run logged, never served from cache)"
+        f"would have fired {_count(len(alerts), 'alert')} on "
+        f"{_count(len({a['ci_id'] for a in alerts}), 'CI')} "
+        f"(simulated {_count(len(simulated), 'time')}, each run logged, never served from cache)"
     )
     answers.append(
         Answer(f"would the rule '{rule}' have fired today?", text, _via(best, "MOST_ACCURATE"))
@@ -377,3 +378,7 @@ async def replay(
         latencies_s=tuple(latencies),
         callers=callers,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
