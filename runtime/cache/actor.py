@@ -22,6 +22,13 @@ leader is cancelled instead, the follower that takes over runs after the invalid
 anyway, so late followers simply join it.)  One flight per key at a time keeps the tool
 from running twice at once for one question.
 
+Each lead comes with a *lease*, a number never handed out twice in the actor's life (a
+restart does not reset it), and the leader's Fill, Fail, Release or Unshare acts only on
+the flight whose current leader holds that lease.  A flight is found by its key, and a
+leader that asked before a restart -- whose flight died with the old state -- would
+otherwise answer, or end, a newer flight for the same key: its followers would get a
+value from before an invalidation, and a second leader would start while the first runs.
+
 The mailbox is **unbounded**, unlike the other actors'.  Fill, Fail and Release are casts
 that must never be dropped -- a dropped Fill would strand the followers -- and they are
 sent from cancellation handlers where nothing may block.  Memory stays bounded anyway:
@@ -80,22 +87,26 @@ class Fill:
     stored: StoredValue
     ttl: float
     epoch: int
+    lease: int
 
 
 @attrs.frozen(slots=True)
 class Fail:
     key: CacheKey
     result: ToolResult
+    lease: int
 
 
 @attrs.frozen(slots=True)
 class Release:
     key: CacheKey
+    lease: int
 
 
 @attrs.frozen(slots=True)
 class Unshare:
     key: CacheKey
+    lease: int
 
 
 @attrs.frozen(slots=True)
@@ -128,6 +139,7 @@ class Hit:
 @attrs.frozen(slots=True)
 class Lead:
     epoch: int
+    lease: int
 
 
 @attrs.frozen(slots=True)
@@ -155,9 +167,10 @@ class CacheSnapshot:
 
 
 class _Flight:
-    __slots__ = ("epoch", "followers", "late")
+    __slots__ = ("epoch", "followers", "late", "lease")
 
     def __init__(self, epoch: int) -> None:
+        self.lease = 0  # set when a lead is granted (leases count from 1)
         self.epoch = epoch  # the epoch its current leader was given
         self.followers: deque[ReplySlot] = deque()
         # Joined after an invalidation overtook the leader: must not get its value.
@@ -174,6 +187,7 @@ class CacheActor(Actor[Any]):
         self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes)
         self._flights: dict[bytes, _Flight] = {}
         self._epoch = 0
+        self._leases = 0  # never reset: a lease from before a restart matches no flight
         self._now: Clock = anyio.current_time
 
     def on_start(self) -> None:
@@ -219,8 +233,19 @@ class CacheActor(Actor[Any]):
             )
         raise TypeError(f"cache actor got an unknown call {message!r}")
 
+    def _lead(self, flight: _Flight) -> Lead:
+        self._leases += 1
+        flight.lease = self._leases
+        return Lead(self._epoch, self._leases)
+
+    def _holds_lease(self, message: Any) -> bool:
+        flight = self._flights.get(message.key.digest)
+        return flight is not None and flight.lease == message.lease
+
     def handle_cast(self, message: Any) -> None:
         kind = type(message)
+        if kind in (Fill, Fail, Release, Unshare) and not self._holds_lease(message):
+            return  # a stale leader (e.g. from before a restart): not this flight's
         if kind is Fill:
             self._fill(message)
         elif kind is Fail:
@@ -240,8 +265,8 @@ class CacheActor(Actor[Any]):
             return Hit(value)
         flight = self._flights.get(key.digest)
         if flight is None:
-            self._flights[key.digest] = _Flight(self._epoch)
-            return Lead(self._epoch)
+            flight = self._flights[key.digest] = _Flight(self._epoch)
+            return self._lead(flight)
         if flight.epoch != self._epoch:
             flight.late.append(slot)  # counted when it follows or gives up (_next_run)
             return DEFER
@@ -273,7 +298,7 @@ class CacheActor(Actor[Any]):
             follower = late.popleft()
             if not follower.abandoned:
                 # A new leader (its lookup stays a plain miss); the others follow it.
-                self.reply(follower, Lead(self._epoch))
+                self.reply(follower, self._lead(flight))
                 flight.epoch = self._epoch
                 flight.followers, flight.late = late, deque()
                 self._store.record_coalesced(key.tool_type, key.operation, len(late))
@@ -295,7 +320,7 @@ class CacheActor(Actor[Any]):
         while flight.followers:
             follower = flight.followers.popleft()
             if not follower.abandoned:
-                self.reply(follower, Lead(self._epoch))
+                self.reply(follower, self._lead(flight))
                 return
             self.reply(follower, None)  # nobody reads it; keeps the deferred set clean
         del self._flights[key.digest]

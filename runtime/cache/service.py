@@ -268,32 +268,32 @@ class ResultCacheService:
             self.actor.cast(RecordBypass(spec.tool_type, spec.operation))
             return await compute(), "bypass"
         if kind is Lead:
-            return await self._lead(spec, key, reply.epoch, compute)
+            return await self._lead(spec, key, reply.epoch, compute, reply.lease)
         raise AssertionError(f"unexpected cache reply {reply!r}")  # pragma: no cover
 
     async def _lead(
-        self, spec: ToolSpec, key: CacheKey, epoch: int, compute: Compute
+        self, spec: ToolSpec, key: CacheKey, epoch: int, compute: Compute, lease: int
     ) -> tuple[ToolResult, CacheOutcome]:
         ttl = self.config.ttl_for(spec.tool_type, spec.operation)
         invalidations = self._invalidations
         try:
             if self.l2 is not None:
-                shared = await self._from_l2(key, ttl, epoch)
+                shared = await self._from_l2(key, ttl, epoch, lease)
                 if shared is not None:
                     return shared, "hit"
             result = await compute()
         except BaseException:
-            self.actor.cast(Release(key))  # a follower takes over; never blocks
+            self.actor.cast(Release(key, lease))  # a follower takes over; never blocks
             raise
         if not result.success:
-            self.actor.cast(Fail(key, result))
+            self.actor.cast(Fail(key, result, lease))
             return result, "miss"
         try:
             stored = _store(result)
         except Uncacheable:
-            self.actor.cast(Unshare(key))  # this run already counts as the lookup's miss
+            self.actor.cast(Unshare(key, lease))  # this run already counts as the lookup's miss
             return result, "miss"
-        self.actor.cast(Fill(key, stored, ttl, epoch))
+        self.actor.cast(Fill(key, stored, ttl, epoch, lease))
         if self.l2 is not None:
             if invalidations == self._invalidations:
                 await self.l2.set(key, to_shared(result), ttl)
@@ -301,7 +301,9 @@ class ResultCacheService:
                 self._l2_writes_skipped += 1
         return result, "miss"
 
-    async def _from_l2(self, key: CacheKey, ttl: float, epoch: int) -> ToolResult | None:
+    async def _from_l2(
+        self, key: CacheKey, ttl: float, epoch: int, lease: int
+    ) -> ToolResult | None:
         """The leader's L2 lookup: on a hit, fill L1 (waking followers) and return it."""
         assert self.l2 is not None
         found = await self.l2.get(key)
@@ -318,7 +320,7 @@ class ResultCacheService:
         if found.ttl_s is not None:
             ttl = _l1_ttl(ttl, found.ttl_s)  # L1 must not outlive the shared copy
         # A ttl of 0 (the value expired as it was read) still wakes the followers.
-        self.actor.cast(Fill(key, stored, ttl, epoch))
+        self.actor.cast(Fill(key, stored, ttl, epoch, lease))
         self._l2_hits += 1
         return result
 
@@ -326,7 +328,7 @@ class ResultCacheService:
         def give_back(reply: Any) -> None:
             # Cancelled just after being made leader: hand the lead on at once.
             if type(reply) is Lead:
-                self.actor.cast(Release(key))
+                self.actor.cast(Release(key, reply.lease))
 
         return give_back
 
