@@ -375,14 +375,19 @@ class Actor(Generic[M]):
             raise slot.error
         return slot.value
 
-    def cast(self, message: M) -> bool:
+    def cast(self, message: M, *, bounded: bool = True) -> bool:
         """Deliver ``message`` without waiting; False (and counted) if it was dropped.
 
         Casts queue beside the mailbox rather than in it, and only the first cast of a
         batch wakes the actor: a cast costs an append, not a task switch.  They are
         handled in order, and always before any call that was sent after them.
+
+        ``bounded=False`` skips the mailbox bound, for a message that settles one the
+        actor already accepted (a call's end after its start): dropping it would leave
+        the first unsettled for ever, and there are never more of them than of those.
+        A stopped actor still drops it.
         """
-        if not self._running or len(self._casts) >= self._mailbox_size:
+        if not self._running or (bounded and len(self._casts) >= self._mailbox_size):
             self._dropped += 1
             return False
         self._casts.append(message)

@@ -97,6 +97,9 @@ class SelectorActor(Actor[Any]):
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._state = SelectorState(self._settings)
+        # Calls whose start the actor accepted and whose end it has not been sent, per
+        # operation: kept in the callers' tasks (see call_finished), across restarts.
+        self._owed: dict[tuple[str, str], int] = {}
 
     @property
     def settings(self) -> SelectorSettings:
@@ -108,14 +111,26 @@ class SelectorActor(Actor[Any]):
     # -- CallObserver (casts; never block, never raise) -----------------------------------
 
     def call_started(self, start: CallStart) -> None:
-        self.cast(start)
+        if self.cast(start):
+            owed = self._owed
+            key = (start.tool_type, start.operation)
+            owed[key] = owed.get(key, 0) + 1
 
     def call_finished(self, report: CallReport) -> None:
         if report.kind != "tool_call":
             return
-        if not report.executed and not self._state.holds_reservations(
-            report.tool_type, report.operation
-        ):
+        if report.executed:
+            # A call's end balances its start in the load count.  So the end of a start
+            # that was accepted is never dropped for a full mailbox -- in a burst that
+            # would leave the call "in flight" for ever and herd every later choice away
+            # from its tool -- and the end of a start that was dropped is not sent.
+            key = (report.tool_type, report.operation)
+            owed = self._owed.get(key, 0)
+            if owed:
+                self._owed[key] = owed - 1
+                self.cast(report, bounded=False)
+            return
+        if not self._state.holds_reservations(report.tool_type, report.operation):
             # A cache hit or a coalesced follower teaches nothing and releases no load; it
             # matters only when it answers a choice (see handle_cast).  Reading the state
             # here is safe: this never awaits, so it runs between the actor's own steps.
