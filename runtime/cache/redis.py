@@ -698,6 +698,27 @@ class RedisTier:
             # Drop every pooled connection: the probe should dial afresh rather than queue
             # behind requests on a connection that may be wedged.
             try:
-                self._client.connection_pool.disconnect()
+                pool = self._client.connection_pool
+                pool.disconnect()
+                _refill_pool_slots(pool)
             except Exception as exc:
                 self._last_error = f"disconnect failed: {type(exc).__name__}: {exc}"
+
+
+def _refill_pool_slots(pool: Any) -> None:
+    """Give the connection pool back the slots that cancelled dials took with them.
+
+    coredis (6.x) takes a pool slot before dialing and does not return it when the dial
+    is cancelled -- which our op timeout does to every probe while Redis hangs (it is
+    shorter than the connect timeout).  After ``max_connections`` such probes no slot
+    is left, every later operation waits for one until it times out, and the circuit
+    never closes again even once Redis answers.  Just after ``disconnect()`` every
+    connection is invalid, so nothing will be handed back over the bound: the free
+    slots are topped up to it.  This reaches into the pool's private queue; should
+    coredis change it, nothing is done (and the stuck circuit is back).
+    """
+    slots = getattr(pool, "_available_connections", None)
+    if slots is None or not callable(getattr(slots, "full", None)):
+        return
+    while not slots.full():
+        slots.append_nowait(None)
