@@ -65,6 +65,7 @@ never pickle.  A value that fails verification or decoding is a counted :class:`
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -80,6 +81,8 @@ from runtime.errors import ConfigError
 
 if TYPE_CHECKING:
     import coredis
+
+_log = logging.getLogger("runtime")
 
 __all__ = [
     "Breaker",
@@ -479,7 +482,35 @@ class RedisTier:
             try:
                 yield tier
             finally:
+                await tier._last_replay()
                 tier._open = False
+
+    async def _last_replay(self) -> None:
+        """One bounded try at the invalidations still pending, as the tier closes.
+
+        They live in this process's memory: if it stops with some still pending, a Redis
+        that comes back serves what they meant to remove.  So closing tries them once,
+        whatever the breaker says (shielded, within the op timeout: a shutdown must not
+        wait on a dead Redis), and logs what is lost if that fails too.
+        """
+        pending = len(self._pending_bumps) + len(self._pending_deletes)
+        if not pending:
+            return
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.settings.op_timeout_s):
+                try:
+                    await self._flush_pending(self._client)
+                except Exception as exc:
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+        left = len(self._pending_bumps) + len(self._pending_deletes)
+        if left:
+            _log.warning(
+                "Redis tier closing with %d invalidation(s) that never reached Redis; "
+                "other replicas may serve what they meant to remove until it expires "
+                "(last error: %s)",
+                left,
+                self._last_error,
+            )
 
     # -- public operations ------------------------------------------------------------
 
