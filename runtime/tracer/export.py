@@ -12,9 +12,15 @@ clock start as ISO 8601 UTC text (``2025-01-02T03:04:05.123456Z``).
   ``true``/``false``.
 
 Records are already redacted when they are built, so nothing here can leak a secret that
-a record does not hold.  :func:`export` always returns the text; given a ``path`` it also
-writes the text there (UTF-8).  Writing is blocking file I/O: from async code call it in a
-worker thread (the tracer actor's ``export`` does).
+a record does not hold.
+
+Every text is valid UTF-8, even for a record holding a lone surrogate (JSON lets a
+client send ``"\\ud800"``, and a tenant or param is kept as sent): ``json`` writes it as
+the escape ``\\ud800``, which reads back as the same string, and ``csv`` as that text.
+
+:func:`export` always returns the text; given a ``path`` it also writes the text there
+(UTF-8).  Writing is blocking file I/O: from async code call it in a worker thread (the
+tracer actor's ``export`` does).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +40,15 @@ __all__ = ["FORMATS", "check_format", "export", "records_from_json", "records_fr
 FORMATS: tuple[str, ...] = ("json", "jsonl", "csv")
 
 _NESTED = frozenset({"params", "metadata"})
+
+# A lone surrogate is a valid Python str but has no UTF-8 encoding.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogates(text: str) -> str:
+    # In JSON text a surrogate can only sit inside a string literal, where this escape
+    # reads back as the same character; in a CSV cell it is the same spelling.
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _dumps(value: Any, *, indent: int | None = None, ascii_only: bool = False) -> str:
@@ -81,11 +97,11 @@ def export(
     fmt = check_format(format)
     rows = [record_to_dict(record) for record in records]
     if fmt == "json":
-        text = _dumps(rows, indent=2) + "\n"
+        text = _escape_surrogates(_dumps(rows, indent=2) + "\n")
     elif fmt == "jsonl":
         text = "".join(_dumps(row, ascii_only=True) + "\n" for row in rows)
     else:
-        text = _to_csv(rows)
+        text = _escape_surrogates(_to_csv(rows))
     if path is not None:
         with open(path, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
