@@ -52,7 +52,7 @@ import anyio
 import anyio.to_thread
 import attrs
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -173,6 +173,10 @@ def answers_errors(endpoint: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await endpoint(request)
+        except ClientDisconnect:
+            # The client left before its body arrived: routine under load, and nobody
+            # will read an answer (499, nginx's "client closed request").
+            return Response(status_code=499)
         except Exception as exc:
             status = error_status(exc)
             if status == 500:
@@ -190,6 +194,9 @@ async def read_body(request: Request) -> dict[str, Any]:
         body = await request.json()
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # json gives up on nesting deeper than the interpreter's recursion limit.
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}")
     return body
