@@ -4,6 +4,12 @@ The executor is deliberately not an actor: a tool call runs in the caller's task
 cancelling the caller cancels the tool, and the only shared state it touches lives in
 actors it talks to (the cache by call, the observers by cast).
 
+A tool with a ``params_schema`` or ``validator`` has its params checked first
+(:meth:`~runtime.tools.ToolSpec.check_params`): a rejected call never reaches the cache or
+the tool, and the cache key and the tool both see the normalised params, so a call and
+its default-filled twin share one cache entry.  A tool with neither pays one attribute
+test.
+
 Its collaborators plug in through two small seams, so that with every feature off a call
 is exactly a plain call of the tool:
 
@@ -166,6 +172,12 @@ class Executor:
         # Taken now: the report outlives the call, and the caller may change its params
         # once the call returns (or, shared with another task, while it runs).
         reported_params = snapshot_params(params) if observers else params
+        rejected: ToolResult | None = None
+        if spec.checks_params:
+            try:
+                params = spec.check_params(params)
+            except Exception as exc:  # a failed result, traced, before any cache work
+                rejected = ToolResult.from_exception(exc)
         parent = CURRENT_SPAN.get()
         if parent is not None:
             trace_id = parent.trace_id
@@ -197,7 +209,9 @@ class Executor:
                 CURRENT_SPAN.reset(token)
 
         try:
-            if self.cache is None:
+            if rejected is not None:
+                result = rejected
+            elif self.cache is None:
                 result = await run_tool()
             else:
                 result, outcome = await self.cache.fetch(spec, params, context, run_tool)

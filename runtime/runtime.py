@@ -355,7 +355,7 @@ async def open_runtime(
                 settings = redis_settings(config.cache.redis)
                 l2 = await stack.enter_async_context(RedisTier.open(settings))
             cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
-            cache = ResultCacheService(cache_actor, config.cache, l2=l2)
+            cache = ResultCacheService(cache_actor, config.cache, l2=l2, registry=registry)
             actors.append(cache_actor)
         selector: SelectorActor | None = None
         if config.tracer.enabled:

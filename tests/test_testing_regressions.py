@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from runtime import InvalidParams, ToolContext, ToolRegistry, config_from_dict
-from runtime.ops.params import _Checker
 from runtime.testing import (
     FaultPlan,
     RuntimeStateMachine,
@@ -19,6 +18,7 @@ from runtime.testing import (
     params_from_schema,
     params_key,
 )
+from runtime.tools.schema import compile_schema
 
 CTX = ToolContext("tenant-1")
 
@@ -76,7 +76,7 @@ FRACTIONAL = {
 
 def accepts(schema: dict[str, Any], value: Any) -> bool:
     try:
-        _Checker("USER", "op").check(schema, value, "")
+        compile_schema(schema).validate(value, "USER", "op")
     except InvalidParams:
         return False
     return True

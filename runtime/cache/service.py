@@ -40,6 +40,10 @@ drives both, in the caller's task.
   invalidation is a DEL, the others bump a generation token (see
   :mod:`runtime.cache.redis`), and :meth:`clear` drops the values of every process sharing
   the key prefix.  An invalidation Redis cannot take now is replayed when it answers again.
+- **Canonical keys.**  The executor hands :meth:`fetch` params already normalised by the
+  tool's schema (defaults filled in), so a call and its default-filled twin share one
+  entry in both tiers; :meth:`key_for`, :meth:`contains` and :meth:`invalidate` normalise
+  what they are given the same way (``registry`` tells :meth:`invalidate` the schema).
 - :meth:`contains` answers from L1 only: it is a cheap hint (the selector's "cache
   availability") and must not cost a network round trip.
 
@@ -97,8 +101,8 @@ from runtime.cache.redis import RedisTier, RedisTierStats
 from runtime.cache.values import StoredValue, freeze, thaw
 from runtime.calls import CacheOutcome
 from runtime.config import CacheConfig
-from runtime.errors import ActorUnavailable
-from runtime.tools import ToolContext, ToolResult, ToolSpec
+from runtime.errors import ActorUnavailable, InvalidParams
+from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec
 
 __all__ = ["CacheReport", "ResultCacheService", "from_shared", "to_shared"]
 
@@ -197,11 +201,17 @@ class ResultCacheService:
     """Caller-side half of the cache; see the module docstring."""
 
     def __init__(
-        self, actor: CacheActor, config: CacheConfig, *, l2: RedisTier | None = None
+        self,
+        actor: CacheActor,
+        config: CacheConfig,
+        *,
+        l2: RedisTier | None = None,
+        registry: ToolRegistry | None = None,
     ) -> None:
         self.actor = actor
         self.config = config
         self.l2 = l2
+        self.registry = registry
         self._volatile = volatile_keys(config.volatile_params)
         self._unavailable = 0
         # Bumped by every invalidation made through this service: a leader that sees it
@@ -216,7 +226,13 @@ class ResultCacheService:
     def key_for(
         self, spec: ToolSpec, params: Mapping[str, Any], context: ToolContext
     ) -> CacheKey | None:
-        """The cache key of a call, or None when the call must bypass the cache."""
+        """The cache key of a call, or None when the call must bypass the cache (or its
+        params fail the tool's schema: such a call never reaches the cache)."""
+        if spec.checker is not None:
+            try:
+                params = spec.checker.validate(params, spec.tool_type, spec.operation)
+            except InvalidParams:
+                return None
         digest = self._digest_for(spec, params, context)
         if digest is None:
             return None
@@ -358,13 +374,28 @@ class ResultCacheService:
     async def invalidate(
         self, tool_type: str, operation: str, params: Mapping[str, Any], context: ToolContext
     ) -> int:
-        """Drop the entry one call would hit, in both tiers; returns how many L1 removed."""
+        """Drop the entry one call would hit, in both tiers; returns how many L1 removed.
+
+        ``params`` are normalised by the tool's schema as the call's were (so ``{}`` and
+        its default-filled twin name one entry); params the schema rejects raise
+        :class:`InvalidParams`: no call with them was ever cached.
+        """
+        params = self._canonical(str(tool_type), operation, params)
         key = make_key(context.tenant_id, str(tool_type), operation, params, self._volatile)
         self._invalidations += 1
         if self.l2 is not None:
             await self.l2.invalidate_key(key)
         removed: int = await self.actor.call(Invalidate(key=key))
         return removed
+
+    def _canonical(
+        self, tool_type: str, operation: str, params: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        registry = self.registry
+        if registry is None or (tool_type, operation) not in registry:
+            return params
+        checker = registry.get(tool_type, operation).checker
+        return params if checker is None else checker.validate(params, tool_type, operation)
 
     async def invalidate_tool(self, tool_type: str, operation: str | None = None) -> int:
         """Drop every entry of a tool (or of one of its operations), for every tenant."""

@@ -127,7 +127,8 @@ def _call(
 
 
 def register_ops_tools(registry: ToolRegistry, db: OpsDatabase) -> None:
-    """Register all nine ops tools, bound to ``db``, with descriptions and params schemas."""
+    """Register all nine ops tools, bound to ``db``, with descriptions and params schemas
+    (which the executor enforces before any cache work)."""
     for definition in TOOL_DEFS:
         registry.register(
             definition.tool_type,
@@ -136,5 +137,4 @@ def register_ops_tools(registry: ToolRegistry, db: OpsDatabase) -> None:
             description=definition.description,
             side_effects=definition.side_effects,
             params_schema=definition.params_schema,
-            validator=partial(validate_params, definition.tool_type, definition.operation),
         )

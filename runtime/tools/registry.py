@@ -3,6 +3,11 @@
 A tool is anything with ``async execute(ctx, params)``; a plain async function
 ``(ctx, params) -> data`` is wrapped into one.  The registry is built before the runtime
 starts and only read afterwards, which is why it needs no actor.
+
+A ``params_schema`` (:mod:`runtime.tools.schema`) is compiled when the tool is
+registered -- a malformed one is a :class:`~runtime.tools.schema.SchemaError` then, not at
+the first call -- and :meth:`ToolSpec.check_params` is what the executor runs before any
+cache work: the schema (normalising the params), then the ``validator`` if there is one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import attrs
 
 from runtime.errors import InvalidParams, ToolNotFound
 from runtime.tools.model import ToolContext, ToolResult
+from runtime.tools.schema import ParamsChecker, compile_schema
 
 __all__ = ["ParamsValidator", "Tool", "ToolRegistry", "ToolSpec", "safe_execute"]
 
@@ -44,7 +50,8 @@ class ToolSpec:
     """A registered tool with what the runtime needs to know about it.
 
     ``side_effects`` marks tools that change the world (CEP.simulate writes an execution
-    log): their results are never cached, whatever the TTL table says.
+    log): their results are never cached, whatever the TTL table says.  ``params_schema``
+    and ``validator`` are enforced by the executor on every call (:meth:`check_params`).
     """
 
     tool_type: str
@@ -54,10 +61,31 @@ class ToolSpec:
     side_effects: bool = False
     params_schema: Mapping[str, Any] | None = None
     validator: ParamsValidator | None = None
+    checker: ParamsChecker | None = attrs.field(init=False, eq=False, repr=False)
+    """The compiled ``params_schema`` (None without one)."""
+    checks_params: bool = attrs.field(init=False, eq=False, repr=False)
+    """Whether :meth:`check_params` does anything: the executor's one test per call."""
+
+    def __attrs_post_init__(self) -> None:
+        schema = self.params_schema
+        checker = compile_schema(schema) if schema is not None else None
+        object.__setattr__(self, "checker", checker)
+        object.__setattr__(self, "checks_params", checker is not None or self.validator is not None)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.tool_type, self.operation)
+
+    def check_params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` as the tool gets them: checked against the schema with defaults
+        filled in (a fresh dict), then passed to the validator; raises
+        :class:`InvalidParams` naming the offending param.  Without either, ``params``."""
+        checker = self.checker
+        if checker is not None:
+            params = checker.validate(params, self.tool_type, self.operation)
+        if self.validator is not None:
+            self.validator(params)
+        return params
 
     def rejects(self, params: Mapping[str, Any]) -> InvalidParams | None:
         """The tool's validation error for ``params`` without running it, if it has one.
@@ -65,10 +93,8 @@ class ToolSpec:
         Lets ``execute_best`` skip a candidate that cannot take the params instead of
         running it to watch it fail (and counting that as the tool's failure).
         """
-        if self.validator is None:
-            return None
         try:
-            self.validator(params)
+            self.check_params(params)
         except InvalidParams as exc:
             return exc
         return None
@@ -99,9 +125,14 @@ class ToolRegistry:
     ) -> ToolSpec:
         """Register ``tool`` (an object with ``execute`` or an async function).
 
-        ``validator`` (optional) checks params without running the tool, raising
-        :class:`InvalidParams`; the selector's ``execute_best`` uses it to skip candidates
-        that cannot take the params.
+        ``params_schema`` (optional, :mod:`runtime.tools.schema`'s language) is compiled
+        now -- :class:`~runtime.tools.schema.SchemaError` if malformed -- and enforced on
+        every call: unknown keys, types, bounds, enums and required keys are rejected with
+        :class:`InvalidParams` before any cache work, and the tool (and the cache key)
+        get the params with defaults filled in.  ``validator`` (optional) checks params
+        without running the tool, raising :class:`InvalidParams`; it runs after the
+        schema, on every call, and ``execute_best`` uses both to skip candidates that
+        cannot take the params.
         """
         key = (_name(tool_type, "tool_type"), _name(operation, "operation"))
         if key in self._specs:
