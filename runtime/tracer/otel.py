@@ -28,7 +28,9 @@ Parentage.  Records arrive child-first (a tool call finishes before its step, a 
 before its pipeline), so a parent's span does not exist yet when its children are
 emitted.  Rather than buffering children until a parent that may never come (its report
 can be dropped), span ids are *derived* from our ids: OTel trace id = first 16 bytes of
-``blake2b(trace_id)``, span id = 8 bytes of ``blake2b(span_id)``.  A child is started
+``blake2b(trace_id)``, span id = 8 bytes of ``blake2b(span_id)`` -- except W3C ids (32 / 16
+lowercase hex digits, which ours never are: a ``traceparent`` an MCP client sent), kept
+as they are so the spans join the caller's trace.  A child is started
 under a non-recording parent :class:`~opentelemetry.trace.SpanContext` built from
 ``parent_span_id``; the parent, whenever it arrives, is started with exactly that span id
 through the bridge's own :class:`~opentelemetry.sdk.trace.id_generator.IdGenerator`.  So
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +74,7 @@ __all__ = [
 ]
 
 INSTRUMENTATION_NAME = "runtime.tracer"
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _digest(text: str, size: int) -> int:
@@ -78,14 +82,24 @@ def _digest(text: str, size: int) -> int:
     return value or 1  # all-zero ids are invalid in OpenTelemetry
 
 
+def _w3c(text: str, digits: int) -> int | None:
+    # An id that came from a W3C traceparent (an MCP request's _meta) is kept as it is,
+    # so the exported span joins the caller's trace; ours never look like one.
+    if len(text) == digits and _HEX.fullmatch(text) is not None:
+        return int(text, 16) or None
+    return None
+
+
 def otel_trace_id(trace_id: str) -> int:
-    """The 128-bit OpenTelemetry trace id derived from our trace id."""
-    return _digest(trace_id, 16)
+    """The 128-bit OpenTelemetry trace id of our trace id: itself when it is 32 lowercase
+    hex digits (a W3C trace id), else derived."""
+    return _w3c(trace_id, 32) or _digest(trace_id, 16)
 
 
 def otel_span_id(span_id: str) -> int:
-    """The 64-bit OpenTelemetry span id derived from our span id."""
-    return _digest(span_id, 8)
+    """The 64-bit OpenTelemetry span id of our span id: itself when it is 16 lowercase
+    hex digits (a W3C parent id), else derived."""
+    return _w3c(span_id, 16) or _digest(span_id, 8)
 
 
 def span_name(record: TraceRecord) -> str:
