@@ -178,10 +178,16 @@ class AllCandidatesFailed(RuntimeFault):
     def __init__(self, intent: str, attempts: Sequence[tuple[str, str, BaseException]]) -> None:
         self.intent = intent
         self.attempts = tuple(attempts)
-        listed = "; ".join(
-            f"{tool}.{op}: {type(exc).__name__}: {exc}" for tool, op, exc in self.attempts
-        )
+        listed = "; ".join(_attempt_line(tool, op, exc) for tool, op, exc in self.attempts)
         super().__init__(f"all candidates for intent {intent!r} failed: {listed}")
+
+
+def _attempt_line(tool: str, op: str, exc: BaseException) -> str:
+    """``CI.get: InvalidParams: param 'ci_id': ...`` -- a tool error's own message already
+    names the tool and its error type, so it is not repeated."""
+    if isinstance(exc, ToolExecutionError) and (exc.tool_type, exc.operation) == (tool, op):
+        return f"{tool}.{op}: {exc.error_type}: {exc.message}"
+    return f"{tool}.{op}: {type(exc).__name__}: {exc}"
 
 
 class PipelineError(RuntimeFault):

@@ -98,8 +98,8 @@ async def test_execute_best_raises_listing_every_attempt_when_all_fail() -> None
         with pytest.raises(AllCandidatesFailed) as caught:
             await rt.execute_best("SEARCH", {"q": "db"}, CTX)
     assert {(t, o) for t, o, _ in caught.value.attempts} == {("CI", "search"), ("CI", "get")}
-    assert "CI.search: ToolExecutionError" in str(caught.value)
-    assert "CI.get: ToolExecutionError" in str(caught.value)
+    assert "CI.search: ConnectionError: search backend down" in str(caught.value)
+    assert "CI.get: ConnectionError: get backend down" in str(caught.value)
 
 
 async def test_a_failing_tool_loses_its_rank_and_regains_it_after_recovery() -> None:

@@ -50,8 +50,8 @@ def iso(ts: int) -> str:
 def resolve_time_range(value: str | Mapping[str, str], now: int) -> tuple[int, int]:
     """``(time_from, time_to)`` for a validated time-range param.
 
-    A reversed explicit range (``from`` after ``to``) is kept as given: it selects nothing,
-    and an empty answer is a valid answer.
+    A reversed explicit range (``from`` after ``to``) never gets here: the ops tools reject
+    it as ``InvalidParams`` (:func:`runtime.ops.tools.check_ops_params`).
     """
     if isinstance(value, str):
         return now - RELATIVE_RANGES[value], now

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from runtime.errors import InvalidParams
 from runtime.ops.ci import ci_aggregate, ci_get, ci_search
 from runtime.ops.db import OpsDatabase, Session
 from runtime.ops.graph import graph_expand, graph_path
@@ -21,9 +22,10 @@ from runtime.ops.history import event_log
 from runtime.ops.metrics import metric_aggregate, metric_series
 from runtime.ops.params import PARAMS_SCHEMAS, validate_params
 from runtime.ops.simulate import cep_simulate
+from runtime.ops.timerange import parse_iso
 from runtime.tools import ToolContext, ToolRegistry
 
-__all__ = ["TOOL_DEFS", "OpsTool", "ToolDef", "register_ops_tools"]
+__all__ = ["TOOL_DEFS", "OpsTool", "ToolDef", "check_ops_params", "register_ops_tools"]
 
 Handler = Callable[[Session, Mapping[str, Any], ToolContext], dict[str, Any]]
 
@@ -112,12 +114,27 @@ class OpsTool:
 
     async def execute(self, ctx: ToolContext, params: Mapping[str, Any]) -> dict[str, Any]:
         spec = self.definition
-        checked = validate_params(spec.tool_type, spec.operation, params)
+        checked = check_ops_params(spec.tool_type, spec.operation, params)
         work = partial(_call, spec.handler, checked, ctx)
         label = f"{spec.tool_type}.{spec.operation}"
         if spec.side_effects:
             return await self.db.write(label, work)
         return await self.db.read(label, work)
+
+
+def check_ops_params(tool_type: str, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params checked against the tool's schema, then across fields: an explicit
+    ``time_range`` whose ``from`` is after its ``to`` is ``InvalidParams`` naming both."""
+    checked: dict[str, Any] = validate_params(tool_type, operation, params)
+    span = checked.get("time_range")
+    if isinstance(span, Mapping) and parse_iso(span["from"]) > parse_iso(span["to"]):
+        raise InvalidParams(
+            tool_type,
+            operation,
+            "time_range.from",
+            f"time_range.from ({span['from']}) is after time_range.to ({span['to']})",
+        )
+    return checked
 
 
 def _call(
@@ -137,4 +154,5 @@ def register_ops_tools(registry: ToolRegistry, db: OpsDatabase) -> None:
             description=definition.description,
             side_effects=definition.side_effects,
             params_schema=definition.params_schema,
+            validator=partial(check_ops_params, definition.tool_type, definition.operation),
         )
