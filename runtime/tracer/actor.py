@@ -305,7 +305,7 @@ class TracerActor(Actor[TracerMessage]):
         format: str,
         path: str | os.PathLike[str] | None = None,
     ) -> str:
-        """The buffered records as ``json`` / ``jsonl`` / ``csv`` text, also written to
+        """The buffered records as ``json`` / ``jsonl`` / ``csv`` / ``chrome`` text, also written to
         ``path`` when given (in a worker thread).  See :mod:`runtime.tracer.export`."""
         check_format(format)  # fail before touching the actor
         records = await self.records()
