@@ -2,7 +2,8 @@
 
 :func:`render_report` draws a :class:`~runtime.report.data.ReportData`; :func:`report_html`
 does both steps for records.  The page fetches nothing: no links to stylesheets,
-scripts, fonts or images, so it reads the same offline.  Sections (each a ``<section>``
+scripts, fonts or images (its one ``href`` is an empty inline ``data:`` icon), so it reads
+the same offline.  Sections (each a ``<section>``
 with an ``id``): ``summary``, ``operations``, ``waterfalls``, ``selector``, ``slowest``,
 ``failing``.  Every text from the records is HTML-escaped; params are shown redacted.
 """
@@ -71,6 +72,8 @@ def render_report(data: ReportData, *, title: str = "Trace report") -> str:
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        # An empty inline icon: served over HTTP, a page would otherwise ask for one.
+        '<link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body>{body}</body></html>\n"
     )

@@ -49,6 +49,7 @@ async def traces_report(request: Request) -> Response:
 
 DASHBOARD_HTML = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>runtime dashboard</title>
+<link rel="icon" href="data:,">
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}
 .tiles{display:flex;gap:1em;flex-wrap:wrap}.tile{background:#f6f8fa;padding:.6em 1em;
