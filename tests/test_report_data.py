@@ -177,3 +177,30 @@ def test_a_run_whose_steps_never_started_lists_them() -> None:
         ("step c", "not_run", True),
     ]
     assert attrs.asdict(waterfall)["rows"][2]["parent"] == 0
+
+
+@pytest.mark.anyio
+async def test_execute_best_choices_show_per_intent() -> None:
+    from report_fixtures import registry
+
+    from runtime import ToolContext, open_runtime
+
+    tools = registry()
+
+    @tools.tool("CI", "search")
+    async def search(ctx: Any, params: dict[str, Any]) -> Any:
+        return []
+
+    with anyio.fail_after(10):
+        async with open_runtime(tools) as rt:
+            assert rt.tracer is not None
+            ranked = await rt.select("SEARCH")
+            for _ in range(3):
+                await rt.execute_best("SEARCH", {"q": "x"}, ToolContext(tenant_id="a"))
+            records = list(await rt.tracer.records())
+    (choices,) = build_report(records).intents
+    assert choices.intent == "SEARCH"
+    winner, runner_up = (f"{r.tool_type}.{r.operation}" for r in ranked[:2])
+    assert sum(choices.chosen.values()) == 3
+    assert set(choices.chosen) <= {winner, runner_up}
+    assert sum(choices.runner_up.values()) == 3
