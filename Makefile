@@ -40,5 +40,10 @@ test: $(STAMP) redis-server chromium
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+# The benchmark report (docs/benchmarks.md) with its plots: matplotlib is in `bench`.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run_all.py
+
 clean:
 	rm -rf $(VENV)
