@@ -170,8 +170,9 @@ class Browser:
             except TimeoutError:
                 return
 
-    def screenshot(self, path: Path, *, full_page: bool = True) -> bytes:
-        """A PNG of the page (the whole page by default), also written to ``path``."""
+    def screenshot(self, path: Path, *, full_page: bool = True, max_height: int = 8000) -> bytes:
+        """A PNG of the page (the whole page by default, at most ``max_height`` pixels),
+        also written to ``path``."""
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
         if full_page:
             size = self._send("Page.getLayoutMetrics", session=True)["cssContentSize"]
@@ -179,7 +180,7 @@ class Browser:
                 "x": 0,
                 "y": 0,
                 "width": size["width"],
-                "height": min(size["height"], 8000),
+                "height": min(size["height"], max_height),
                 "scale": 1,
             }
         data = base64.b64decode(self._send("Page.captureScreenshot", params, session=True)["data"])

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -195,8 +195,11 @@ def _histogram(durations: Sequence[float]) -> tuple[tuple[float, float, int], ..
 _TABLES = (("pipeline", "pipelines"), ("step", "steps"), ("tool_call", "tools"))
 
 
+Bucketer = Callable[[TraceRecord], int]
+
+
 def _operations(
-    records: Sequence[TraceRecord], stats: TracerStats, bucket: Any
+    records: Sequence[TraceRecord], stats: TracerStats, bucket: Bucketer
 ) -> tuple[OperationReport, ...]:
     grouped: dict[tuple[str, str, str], list[TraceRecord]] = {}
     for record in records:
@@ -293,7 +296,7 @@ def _label(value: Any) -> str | None:
     return None
 
 
-def _intents(calls: Sequence[TraceRecord], bucket: Any) -> tuple[IntentChoices, ...]:
+def _intents(calls: Sequence[TraceRecord], bucket: Bucketer) -> tuple[IntentChoices, ...]:
     chosen: dict[str, Counter[str]] = {}
     over_time: dict[str, list[Counter[str]]] = {}
     runner_up: dict[str, Counter[str]] = {}

@@ -101,7 +101,7 @@ def _summary(data: ReportData, title: str) -> str:
     span = (
         f"{_when(data.first_wall)} – {_when(data.last_wall)} UTC" if data.records else "no records"
     )
-    overall = [dict[str, int]() for _ in range(TIME_BUCKETS)]
+    overall: list[dict[str, int]] = [{} for _ in range(TIME_BUCKETS)]
     for op in data.operations:
         if op.kind == "tool_call":
             for total, counts in zip(overall, op.cache_over_time, strict=True):
