@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test redis-server clean
+.PHONY: demo test redis-server chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,25 @@ redis-server:
 	    apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "note: redis-server not found; the Redis tier tests will skip"; fi; }
 
-test: $(STAMP) redis-server
+# The report and dashboard pages are checked in a real browser: Debian's chromium, the
+# same way (installed when missing and we may; else those tests skip locally, fail in CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian package)"; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not found; the browser tests will skip"; fi; }
+
+test: $(STAMP) redis-server chromium
 	$(BIN)/ruff check runtime tests benchmarks docs
 	$(BIN)/ruff format --check runtime tests benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The benchmark report (docs/benchmarks.md) with its plots: matplotlib is in `bench`.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV)

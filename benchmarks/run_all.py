@@ -14,9 +14,10 @@ Outputs:
   figures, the goal verdicts, the machine, and the hit-ratio curve;
 * ``docs/benchmarks.md`` -- the report: per goal figure ours, the anchor, the ratio, the
   goal and met/missed, then each benchmark's figures;
-* ``benchmarks/results/*.png`` -- plots, when matplotlib is importable (the ``plots``
-  extra): hit ratio against cache size next to the analytic optimum, and latency
-  percentiles per strategy in the selector scenarios.
+* ``benchmarks/results/*.png`` -- plots, linked from the report: hit ratio against cache
+  size next to the analytic optimum, and latency percentiles per strategy in the
+  selector scenarios.  matplotlib comes with the ``bench`` extra, which this script
+  installs when it is missing (``make bench`` installs it first).
 
 The goals come from the issues that asked for each benchmark; :data:`GOALS` is the one
 table of them.  The hit-ratio curve is computed here, with the runtime's own
@@ -62,6 +63,7 @@ EXPECTED = (
     "ops_bench",
     "scaleout_bench",
     "soak",
+    "report_bench",
 )
 
 Figures = dict[str, Any]
@@ -335,6 +337,25 @@ GOALS: tuple[Goal, ...] = (
         ratio=False,
         issue=9,
     ),
+    Goal(
+        "report_bench",
+        "report_render_s",
+        "<=",
+        2.0,
+        "the tracer's json export of the same 10,000 records",
+        anchor="json_export_s",
+        ratio=False,
+        issue=21,
+    ),
+    Goal(
+        "report_bench",
+        "report_size_mb",
+        "<=",
+        2.0,
+        "HTML trace report of a 10,000-record ring, MB",
+        ratio=False,
+        issue=21,
+    ),
 )
 
 
@@ -598,17 +619,32 @@ def selector_table(figures: Mapping[str, Any]) -> dict[str, dict[str, dict[str, 
     return table
 
 
+def _ensure_matplotlib() -> bool:
+    """Whether matplotlib imports -- installing the ``bench`` extra first when it does
+    not, so that every run of this script includes its plots in the report."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    print("matplotlib missing: installing the bench extra (pip install -e '.[bench]')")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]"]
+    if subprocess.run(command, check=False).returncode != 0:
+        return False
+    importlib.invalidate_caches()
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def make_plots(
     curve: Mapping[str, Any] | None, selector: Mapping[str, Any] | None
 ) -> tuple[list[str], str | None]:
     """Write the PNGs; returns their paths (relative to the repo) and a note if skipped."""
-    try:
-        import matplotlib
+    if not _ensure_matplotlib():
+        return [], "matplotlib is not installed and could not be (`pip install -e '.[bench]'`)"
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return [], "matplotlib is not installed (`pip install -e '.[plots]'`); plots skipped"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     written: list[str] = []
     RESULTS.mkdir(parents=True, exist_ok=True)
     if curve is not None:

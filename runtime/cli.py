@@ -4,7 +4,9 @@ Commands:
 
 * ``seed-db`` -- (re)build the sample CMDB, with a progress bar;
 * ``demo`` -- the operator session over the sample CMDB (builds it when absent);
-* ``config`` -- print the effective configuration as YAML.
+* ``config`` -- print the effective configuration as YAML;
+* ``traces report|export`` -- the HTML report of a trace export, or another format
+  (:mod:`runtime.report.cli`).
 
 Settings come from the configuration (``--config PATH``, else the defaults in code, which
 ``config/runtime.yaml`` mirrors); flags override them for one run.
@@ -27,6 +29,7 @@ import attrs
 from runtime.config import RuntimeConfig, config_to_dict, load_config
 from runtime.errors import RuntimeFault
 from runtime.ops.generate import MAX_DAYS, MIN_CIS
+from runtime.report.cli import add_traces_parser, run_traces
 
 __all__ = ["build_parser", "main"]
 
@@ -148,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective configuration as YAML",
         description="Print the configuration (the file given, over the defaults) as YAML.",
     )
+    add_traces_parser(commands, common)
     return parser
 
 
@@ -220,6 +224,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seed-db": _seed_db,
     "demo": _demo,
     "config": _show_config,
+    "traces": run_traces,
 }
 
 

@@ -129,11 +129,13 @@ class Executor:
         *,
         timeout: float | None = None,
         fallback_used: bool = False,
+        selection: Mapping[str, Any] | None = None,
     ) -> ToolResult:
         """Run the call and return its :class:`ToolResult`; failures are results, not raised.
 
         ``fallback_used`` marks the call's trace record as a fallback (``execute_best``
-        trying its next candidate).
+        trying its next candidate); ``selection`` is added to its metadata (``execute_best``:
+        the intent and the runner-up, which the trace report shows).
         """
         if not isinstance(context, ToolContext):
             raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
@@ -234,6 +236,7 @@ class Executor:
                     fallback_used,
                     executed,
                     self._size_result,
+                    selection,
                 )
                 for observer in observers:
                     observer.call_finished(report)
@@ -284,6 +287,7 @@ def _report(
     fallback_used: bool,
     executed: bool,
     size_result: SizeResult | None,
+    selection: Mapping[str, Any] | None = None,
 ) -> CallReport:
     # On every traced call, so built positionally.  When an observer sizes results (the
     # tracer's size_result), the result is sized here and *not* carried: kept in a
@@ -329,7 +333,9 @@ def _report(
             estimated,
             executed,
             params,
-            _CACHE_METADATA[outcome],
+            _CACHE_METADATA[outcome]
+            if selection is None
+            else {**_CACHE_METADATA[outcome], **selection},
             data,
         ),
     )

@@ -214,6 +214,12 @@ class Runtime:
                 order.append(candidate)
             else:
                 skipped.append((candidate.tool_type, candidate.operation, rejected))
+        # Traced with each attempt: the trace report shows the choices per intent.
+        runner_up = next((r for r in ranked if r.candidate != first.candidate), None)
+        selection = {
+            "intent": intent_name(intent),
+            "runner_up": f"{runner_up.tool_type}.{runner_up.operation}" if runner_up else None,
+        }
         for tried, candidate in enumerate(order):
             result = await self.executor.execute_result(
                 candidate.tool_type,
@@ -221,6 +227,7 @@ class Runtime:
                 params,
                 context,
                 fallback_used=tried > 0,
+                selection=selection,
             )
             if result.success:
                 return BestResult(

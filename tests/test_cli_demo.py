@@ -104,6 +104,12 @@ def test_the_demo_runs_at_a_tiny_size_and_its_json_summary_adds_up(
         assert (tmp_path / path).is_file()
     records = (tmp_path / traces[0]).read_text().splitlines()
     assert len(records) >= summary["calls"]
+    # The HTML report beside them, of the same records.
+    page = tmp_path / summary["report"]
+    assert page.parent == (tmp_path / traces[0]).parent
+    text = page.read_text(encoding="utf-8")
+    assert '<section id="waterfalls">' in text
+    assert "impact_analysis" in text
 
 
 def test_the_demo_reuses_the_database_and_prints_readable_tables(
@@ -132,6 +138,9 @@ def test_the_demo_reuses_the_database_and_prints_readable_tables(
     assert "database queries issued:" in out
     assert "traces exported to: var/traces/demo-traces.jsonl" in out
     assert (tmp_path / "var" / "traces" / "demo-traces.csv").is_file()
+    # The report's path is the last thing printed.
+    assert out.splitlines()[-1].endswith("var/traces/demo-report.html")
+    assert (tmp_path / "var" / "traces" / "demo-report.html").is_file()
 
 
 def test_seed_db_builds_the_requested_estate_with_a_progress_bar(
@@ -260,6 +269,7 @@ def test_the_demo_still_runs_with_cache_tracer_and_selector_disabled(
     assert summary["hit_rate"] == 0
     assert summary["cache_hits"] == 0
     assert summary["traces"] == []
+    assert summary["report"] is None
     assert summary["pipelines"] == {}
     tools = summary["tools"]
     assert sum(row["calls"] for row in tools.values()) == summary["calls"] > 40

@@ -89,6 +89,9 @@ async def test_execute_best_falls_back_and_the_trace_marks_it() -> None:
         ]
         stats = await rt.tracer.tracer_stats()
         assert stats.tool("CI", second).fallbacks == 1
+        # Each attempt's record carries the intent and the selector's runner-up.
+        choice = {"intent": "SEARCH", "runner_up": f"CI.{second}"}
+        assert [dict(r.metadata) for r in records] == [choice, choice]
 
 
 async def test_execute_best_raises_listing_every_attempt_when_all_fail() -> None:

@@ -18,7 +18,9 @@ Endpoints (JSON in, JSON out)::
     POST /execute  {tool, operation, params, tenant}     -> one tool call
     POST /compose  {name, params, tenant}                -> a named composition's result
     GET  /stats                                          -> cache, tracer and actor health
-    GET  /traces?format=json|jsonl|csv                   -> the buffered trace records
+    GET  /traces?format=json|jsonl|csv|chrome            -> the buffered trace records
+    GET  /traces/report                                  -> the HTML trace report of the ring
+    GET  /dashboard                                      -> a live page polling /stats
     GET  /healthz                                        -> 200 when every actor is up, else 503
 
 Errors are JSON ``{"error": <type>, "message": <the runtime's message>}``: a malformed
@@ -74,6 +76,7 @@ from runtime import (
     open_runtime,
 )
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.report.web import dashboard, traces_report
 
 __all__ = ["ServiceSettings", "app", "create_app", "main"]
 
@@ -81,6 +84,7 @@ log = logging.getLogger("runtime.example")
 
 DEFAULT_DATABASE = "var/example-cmdb.sqlite"
 TRACE_MEDIA_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
+TRACE_MEDIA_TYPES["chrome"] = "application/json"  # a timeline for Perfetto
 MAX_SLEEP_S = 30.0
 
 
@@ -379,6 +383,8 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
         Route("/compose", compose, methods=["POST"]),
         Route("/stats", stats, methods=["GET"]),
         Route("/traces", traces, methods=["GET"]),
+        Route("/traces/report", traces_report, methods=["GET"]),
+        Route("/dashboard", dashboard, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, max_body_size=1 << 20)

@@ -7,7 +7,8 @@
    incident walk-through through the selector and the named compositions, then a replay
    of Zipf-skewed repeated questions by several concurrent operators;
 4. report: the answers, a per-tool table, database queries issued vs tool calls made, the
-   cache hit rate, and where the traces were exported.
+   cache hit rate, where the traces were exported, and -- last -- the path of the HTML
+   trace report written beside them (:mod:`runtime.report`).
 
 :func:`run_demo` returns a :class:`DemoReport`; :meth:`DemoReport.to_dict` is what
 ``--json`` prints.
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import Counter
@@ -120,6 +122,8 @@ class DemoReport:
     skew: float
     traces: tuple[str, ...]
     elapsed_s: float
+    report: str | None = None
+    """The HTML trace report beside the exported traces (None without a tracer)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +159,7 @@ class DemoReport:
                 {"question": a.question, "answer": a.answer, "via": a.via} for a in self.answers
             ],
             "traces": list(self.traces),
+            "report": self.report,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -210,6 +215,7 @@ async def _session(config: RuntimeConfig, summary: BuildSummary, backend: str) -
             tools, pipelines = await _tool_figures(rt, db, counter)
             hits, hit_rate = await _cache_figures(rt)
             traces = await _export_traces(rt, Path(config.tracer.export_dir))
+            page = await _write_report(rt, Path(config.tracer.export_dir))
     finally:
         db.close()
     return DemoReport(
@@ -229,6 +235,7 @@ async def _session(config: RuntimeConfig, summary: BuildSummary, backend: str) -
         skew=ops.demo_skew,
         traces=traces,
         elapsed_s=0.0,
+        report=page,
     )
 
 
@@ -286,6 +293,20 @@ async def _export_traces(rt: Runtime, directory: Path) -> tuple[str, ...]:
         await rt.tracer.export(format, target)
         written.append(str(target))
     return tuple(written)
+
+
+async def _write_report(rt: Runtime, directory: Path) -> str | None:
+    if rt.tracer is None:
+        return None
+    from runtime.report import write_report
+
+    records = await rt.tracer.records()
+    target = directory / "demo-report.html"
+    # Rendering and writing are blocking: off the event loop.
+    await anyio.to_thread.run_sync(
+        functools.partial(write_report, records, target, title="runtime demo: trace report")
+    )
+    return str(target)
 
 
 def print_report(report: DemoReport, *, plain: bool = False) -> None:
@@ -349,6 +370,8 @@ def print_report(report: DemoReport, *, plain: bool = False) -> None:
     if report.traces:
         print("traces exported to: " + ", ".join(report.traces))
     print(f"done in {report.elapsed_s:.1f}s")
+    if report.report:
+        print(f"trace report (open it in a browser): {report.report}")
 
 
 def report_json(report: DemoReport) -> str:

@@ -32,8 +32,9 @@ each record as its call ends, reports are cast one by one and the actor pauses u
 Reading goes through ``call`` (the state is only ever touched by the actor task):
 :meth:`tracer_stats`, :meth:`records`, :meth:`reset`, and :meth:`export`.  A records call
 takes the ring as it is (cheap) and the *reader's* task builds the redacted records from
-it (see "lazy records" in :mod:`runtime.tracer.state`), then formats them and, for a file,
-writes in a worker thread: a large export never stalls the actor.  With sinks configured
+it (see "lazy records" in :mod:`runtime.tracer.state`) -- in a worker thread when there
+are many -- then formats them and, for a file or many records, writes in a worker thread:
+a large export never stalls the actor, nor the reader's event loop.  With sinks configured
 each record is built in the actor task as it arrives, since the sinks need it then.
 Bound a read with ``anyio.fail_after`` if needed.
 
@@ -90,6 +91,8 @@ class _Reset:
 TracerMessage = CallReport | list[CallReport] | _GetStats | _GetRecords | _Reset
 
 DEFAULT_BATCH_SIZE = 256
+THREAD_RECORDS = 512
+"""Reads of at least this many records build (and export) them in a worker thread."""
 
 
 class TracerActor(Actor[TracerMessage]):
@@ -284,9 +287,18 @@ class TracerActor(Actor[TracerMessage]):
         return result
 
     async def records(self, limit: int | None = None) -> tuple[TraceRecord, ...]:
-        """The buffered records, oldest first (the newest ``limit`` when given)."""
+        """The buffered records, oldest first (the newest ``limit`` when given).
+
+        Built in the reader's task; from :data:`THREAD_RECORDS` entries on, in a worker
+        thread, so reading a full ring does not stall the event loop."""
         self._flush()
         entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
+        if len(entries) < THREAD_RECORDS:
+            return self._build(entries)
+        built: tuple[TraceRecord, ...] = await anyio.to_thread.run_sync(self._build, entries)
+        return built
+
+    def _build(self, entries: tuple[Entry, ...]) -> tuple[TraceRecord, ...]:
         redactor = self._redactor
         return tuple(
             entry
@@ -305,11 +317,13 @@ class TracerActor(Actor[TracerMessage]):
         format: str,
         path: str | os.PathLike[str] | None = None,
     ) -> str:
-        """The buffered records as ``json`` / ``jsonl`` / ``csv`` text, also written to
-        ``path`` when given (in a worker thread).  See :mod:`runtime.tracer.export`."""
+        """The buffered records as ``json`` / ``jsonl`` / ``csv`` / ``chrome`` text, also written to
+        ``path`` when given.  Formatting many records (:data:`THREAD_RECORDS`) and writing
+        happen in a worker thread.  See :mod:`runtime.tracer.export`."""
         check_format(format)  # fail before touching the actor
         records = await self.records()
-        if path is None:
+        if path is None and len(records) < THREAD_RECORDS:
             return export(records, format)
+        # Formatting a full ring takes a while, and writing is blocking I/O: in a thread.
         text: str = await anyio.to_thread.run_sync(functools.partial(export, records, format, path))
         return text

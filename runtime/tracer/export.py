@@ -9,7 +9,9 @@ clock start as ISO 8601 UTC text (``2025-01-02T03:04:05.123456Z``).
   ASCII-escaped, so no Unicode line separator (U+2028, U+0085) can break a line reader;
 * ``csv`` — a header row of the field names, then one row per record; ``params`` and
   ``metadata`` are JSON-encoded into their cells, ``None`` is an empty cell, booleans are
-  ``true``/``false``.
+  ``true``/``false``;
+* ``chrome`` — a Chrome trace-event timeline for Perfetto or chrome://tracing (one
+  complete event per record; see :mod:`runtime.tracer.chrome`); it does not read back.
 
 Records are already redacted when they are built, so nothing here can leak a secret that
 a record does not hold.
@@ -33,11 +35,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from runtime.tracer.chrome import chrome_trace
 from runtime.tracer.records import FIELD_NAMES, TraceRecord, record_from_dict, record_to_dict
 
 __all__ = ["FORMATS", "check_format", "export", "records_from_json", "records_from_jsonl"]
 
-FORMATS: tuple[str, ...] = ("json", "jsonl", "csv")
+FORMATS: tuple[str, ...] = ("json", "jsonl", "csv", "chrome")
 
 _NESTED = frozenset({"params", "metadata"})
 
@@ -77,6 +80,10 @@ def _to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _rows(records: Iterable[TraceRecord]) -> list[dict[str, Any]]:
+    return [record_to_dict(record) for record in records]
+
+
 def check_format(format: str) -> str:
     """The canonical (lower-case) name of ``format``; ``ValueError`` naming the supported
     formats when it is not one of them."""
@@ -95,13 +102,14 @@ def export(
 ) -> str:
     """``records`` as ``format`` text (one of :data:`FORMATS`); also written to ``path``."""
     fmt = check_format(format)
-    rows = [record_to_dict(record) for record in records]
-    if fmt == "json":
-        text = _escape_surrogates(_dumps(rows, indent=2) + "\n")
+    if fmt == "chrome":
+        text = _dumps(chrome_trace(records), ascii_only=True) + "\n"
+    elif fmt == "json":
+        text = _escape_surrogates(_dumps(_rows(records), indent=2) + "\n")
     elif fmt == "jsonl":
-        text = "".join(_dumps(row, ascii_only=True) + "\n" for row in rows)
+        text = "".join(_dumps(row, ascii_only=True) + "\n" for row in _rows(records))
     else:
-        text = _escape_surrogates(_to_csv(rows))
+        text = _escape_surrogates(_to_csv(_rows(records)))
     if path is not None:
         with open(path, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
