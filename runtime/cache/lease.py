@@ -187,7 +187,8 @@ class SharedFlights:
         return claim
 
     async def publish(self, key: CacheKeyLike, lease: Lease, value: Any, ttl_s: float) -> Published:
-        """Write the flight's value (if still ours and not invalidated) and end the lease."""
+        """Write the flight's value (if still ours and not invalidated) and end the lease;
+        runs to its end (at most ``op_timeout``) even in a cancelled task."""
         try:
             payload = codec.serialise(value)
         except (codec.NotJsonValue, ValueError, TypeError, RecursionError):
@@ -212,7 +213,10 @@ class SharedFlights:
         async def write(client: coredis.Redis[bytes]) -> int:
             return int(await self._publish(keys=keys, args=args))
 
-        outcome = await self.tier.attempt(write)
+        # Shielded (and bounded by op_timeout): a caller cancelled now must not leave
+        # the lease held and every other replica waiting out its TTL.
+        with anyio.CancelScope(shield=True):
+            outcome = await self.tier.attempt(write)
         if outcome == 1:
             self.tier.count("sets")
             self._count("written")
