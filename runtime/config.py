@@ -180,6 +180,9 @@ class RedisConfig:
     backoff_max: Seconds = 30.0
     generation_cache: Seconds = 1.0
     max_connections: PosInt = 4
+    shared_flight: bool = True
+    lease_ttl: Seconds = 10.0
+    lease_poll: Seconds = 0.05
 
     def __attrs_post_init__(self) -> None:
         # The tier's settings class owns the checks (url scheme, secret length, backoff
@@ -200,6 +203,9 @@ class RedisConfig:
                 backoff_max_s=self.backoff_max,
                 generation_cache_s=self.generation_cache,
                 max_connections=self.max_connections,
+                shared_flight=self.shared_flight,
+                lease_ttl_s=self.lease_ttl,
+                lease_poll_s=self.lease_poll,
             )
         except ConfigError as exc:
             field = exc.path.rsplit(".", 1)[-1].removesuffix("_s")

@@ -21,6 +21,7 @@ import attrs
 from runtime._loop import loop_cancel_check, loop_clock
 from runtime.actor import Actor, ActorStats
 from runtime.cache.actor import CacheActor
+from runtime.cache.lease import SharedFlights
 from runtime.cache.redis import RedisSettings, RedisTier
 from runtime.cache.service import ResultCacheService
 from runtime.calls import CallObserver, GuardedObserver, IdGenerator
@@ -358,11 +359,16 @@ async def open_runtime(
         tracer: TracerActor | None = None
         if config.cache.enabled:
             l2: RedisTier | None = None
+            flights: SharedFlights | None = None
             if config.cache.redis is not None:
                 settings = redis_settings(config.cache.redis)
                 l2 = await stack.enter_async_context(RedisTier.open(settings))
             cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
-            cache = ResultCacheService(cache_actor, config.cache, l2=l2, registry=registry)
+            if l2 is not None and l2.settings.shared_flight:
+                flights = SharedFlights(l2)
+            cache = ResultCacheService(
+                cache_actor, config.cache, l2=l2, registry=registry, flights=flights
+            )
             actors.append(cache_actor)
         selector: SelectorActor | None = None
         if config.tracer.enabled:
@@ -430,4 +436,7 @@ def redis_settings(config: RedisConfig) -> RedisSettings:
         backoff_max_s=config.backoff_max,
         generation_cache_s=config.generation_cache,
         max_connections=config.max_connections,
+        shared_flight=config.shared_flight,
+        lease_ttl_s=config.lease_ttl,
+        lease_poll_s=config.lease_poll,
     )

@@ -97,6 +97,7 @@ __all__ = [
     "RedisTierStats",
     "data_key",
     "generation_keys",
+    "key_generation_key",
 ]
 
 T = TypeVar("T")
@@ -134,6 +135,9 @@ class RedisSettings:
     invalidation is not yet seen here (see the module doc).  ``max_connections``: coredis
     multiplexes concurrent commands over a connection, so a few suffice; a small pool also
     keeps a burst of callers from dialling a storm of connections at once.
+    ``shared_flight``: one execution per cold key across replicas (a lease, see
+    :mod:`runtime.cache.lease`); ``lease_ttl_s``: how long a lease lives, so the longest a
+    waiter waits on a dead holder; ``lease_poll_s``: the longest pause between claims.
     """
 
     url: str
@@ -146,6 +150,9 @@ class RedisSettings:
     backoff_max_s: float = 30.0
     generation_cache_s: float = 1.0
     max_connections: int = 4
+    shared_flight: bool = True
+    lease_ttl_s: float = 10.0
+    lease_poll_s: float = 0.05
 
     def __attrs_post_init__(self) -> None:
         def fail(field: str, problem: str) -> ConfigError:
@@ -171,7 +178,14 @@ class RedisSettings:
             raise fail(
                 "key_prefix", f"expected a non-empty printable word, got {self.key_prefix!r}"
             )
-        for name in ("op_timeout_s", "connect_timeout_s", "backoff_initial_s", "backoff_max_s"):
+        for name in (
+            "op_timeout_s",
+            "connect_timeout_s",
+            "backoff_initial_s",
+            "backoff_max_s",
+            "lease_ttl_s",
+            "lease_poll_s",
+        ):
             value = getattr(self, name)
             if not _finite_positive(value):
                 raise fail(name, f"expected a positive finite number of seconds, got {value!r}")
@@ -180,6 +194,14 @@ class RedisSettings:
                 "backoff_max_s",
                 f"must not be below the initial backoff ({self.backoff_initial_s:g}s), "
                 f"got {self.backoff_max_s:g}s",
+            )
+        if not isinstance(self.shared_flight, bool):
+            raise fail("shared_flight", f"expected true or false, got {self.shared_flight!r}")
+        if self.lease_poll_s > self.lease_ttl_s:
+            raise fail(
+                "lease_poll_s",
+                f"must not exceed the lease TTL ({self.lease_ttl_s:g}s), "
+                f"got {self.lease_poll_s:g}s",
             )
         gen = self.generation_cache_s
         if (
@@ -355,6 +377,15 @@ def data_key(prefix: str, key: CacheKeyLike, generations: tuple[str, ...]) -> by
         f"{prefix}:val:{_part(key.tenant)}:{_part(key.tool_type)}:{_part(key.operation)}"
         f":{gen}:{key.digest.hex()}"
     ).encode()
+
+
+def key_generation_key(prefix: str, location: bytes) -> bytes:
+    """Where a single-key invalidation of the value at ``location`` leaves its mark.
+
+    A flight that claimed the key before the mark was set must not write its value
+    (:mod:`runtime.cache.lease`); the mark lives as long as a lease can.
+    """
+    return prefix.encode() + b":kgen:" + location[len(prefix) + len(":val:") :]
 
 
 def new_token() -> str:
@@ -571,8 +602,7 @@ class RedisTier:
         """Forget ``key``'s value; True when Redis confirmed it (else it is kept pending)."""
 
         async def delete(client: coredis.Redis[bytes]) -> bool:
-            location = data_key(self._prefix, key, await self._tokens(client, key, fresh=True))
-            await client.delete([location])
+            await self._delete_value(client, key)
             return True
 
         self._counts["invalidations"] += 1
@@ -602,6 +632,41 @@ class RedisTier:
 
         outcome = await self._guarded(locate)
         return None if isinstance(outcome, _Failed) else outcome
+
+    # -- seams for the cross-replica flight shell (runtime.cache.lease) ----------------
+
+    @property
+    def client(self) -> coredis.Redis[bytes]:
+        return self._client
+
+    async def attempt(
+        self, operation: Callable[[coredis.Redis[bytes]], Awaitable[T]]
+    ) -> T | MissReason:
+        """Run ``operation`` as every tier operation runs (breaker, op timeout, counts):
+        its result, or why it did not complete."""
+        outcome = await self._guarded(operation)
+        return outcome.reason if isinstance(outcome, _Failed) else outcome
+
+    async def tokens(self, client: coredis.Redis[bytes], key: CacheKeyLike) -> tuple[str, ...]:
+        """``key``'s generation tokens (locally cached for ``generation_cache_s``)."""
+        return await self._tokens(client, key)
+
+    def seal(self, payload: bytes, location: bytes) -> bytes:
+        return codec.seal(payload, location, self._secret)
+
+    def unseal(self, stored: bytes, location: bytes, pttl_ms: int) -> Hit | Miss:
+        """A value read at ``location`` as :meth:`get` would answer it (and count it)."""
+        try:
+            value = codec.decode(stored, location, self._secret)
+        except codec.DecodeFailure as failure:
+            self._counts[f"{failure.kind}_failures"] += 1
+            return Miss(failure.kind)
+        self._counts["hits"] += 1
+        return Hit(value, None if pttl_ms == -1 else max(pttl_ms, 0) / 1000)
+
+    def count(self, name: str) -> None:
+        """Count one ``misses`` / ``sets`` / ``unencodable`` done through a seam."""
+        self._counts[name] += 1
 
     def stats(self) -> RedisTierStats:
         return RedisTierStats(
@@ -655,9 +720,21 @@ class RedisTier:
                     del self._pending_bumps[name]
                 self._generations.bump(name, token, now)
         for key in list(self._pending_deletes):
-            location = data_key(self._prefix, key, await self._tokens(client, key, fresh=True))
-            await client.delete([location])
+            await self._delete_value(client, key)
             self._pending_deletes.discard(key)
+
+    async def _delete_value(self, client: coredis.Redis[bytes], key: CacheKeyLike) -> None:
+        """DEL the value, and mark the key so that a flight already under way will not
+        write its (older) value back (:mod:`runtime.cache.lease`)."""
+        location = data_key(self._prefix, key, await self._tokens(client, key, fresh=True))
+        if not self.settings.shared_flight:
+            await client.delete([location])
+            return
+        mark = key_generation_key(self._prefix, location)
+        ttl_ms = max(1, round(self.settings.lease_ttl_s * 1000))
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete([location])
+            pipe.set(mark, new_token(), px=ttl_ms)
 
     async def _tokens(
         self, client: coredis.Redis[bytes], key: CacheKeyLike, *, fresh: bool = False

@@ -96,6 +96,7 @@ from runtime.cache.actor import (
     Unshare,
 )
 from runtime.cache.keys import CacheKey, Uncacheable, key_digest, make_key, volatile_keys
+from runtime.cache.lease import FlightStats, Lease, SharedFlights
 from runtime.cache.redis import Hit as SharedHit
 from runtime.cache.redis import RedisTier, RedisTierStats
 from runtime.cache.values import StoredValue, freeze, thaw
@@ -156,6 +157,7 @@ class CacheReport:
     l2_hits: int = 0
     l2_rejected: int = 0
     l2_writes_skipped: int = 0
+    l2_flights: FlightStats | None = None
 
     @property
     def hit_rate(self) -> float:
@@ -194,6 +196,7 @@ class CacheReport:
             "rejected": self.l2_rejected,
             "writes_skipped": self.l2_writes_skipped,
             "tier": attrs.asdict(tier),
+            "flights": None if self.l2_flights is None else attrs.asdict(self.l2_flights),
         }
 
 
@@ -207,11 +210,14 @@ class ResultCacheService:
         *,
         l2: RedisTier | None = None,
         registry: ToolRegistry | None = None,
+        flights: SharedFlights | None = None,
     ) -> None:
         self.actor = actor
         self.config = config
         self.l2 = l2
         self.registry = registry
+        # Cross-replica single-flight over ``l2`` (None: L2 shares values, not flights).
+        self.flights = flights if l2 is not None else None
         self._volatile = volatile_keys(config.volatile_params)
         self._unavailable = 0
         # Bumped by every invalidation made through this service: a leader that sees it
@@ -292,39 +298,71 @@ class ResultCacheService:
     ) -> tuple[ToolResult, CacheOutcome]:
         ttl = self.config.ttl_for(spec.tool_type, spec.operation)
         invalidations = self._invalidations
+        flight: Lease | None = None
         try:
             if self.l2 is not None:
-                shared = await self._from_l2(key, ttl, epoch, lease)
-                if shared is not None:
-                    return shared, "hit"
+                found = await self._claim(key)
+                if isinstance(found, Lease):
+                    flight = found
+                elif found is not None:
+                    shared = self._accept_shared(key, found, ttl, epoch, lease)
+                    if shared is not None:
+                        return shared, "hit"
             result = await compute()
         except BaseException:
             self.actor.cast(Release(key, lease))  # a follower takes over; never blocks
+            if flight is not None:
+                await self._end_flight(flight)  # another replica takes over at once
             raise
         if not result.success:
             self.actor.cast(Fail(key, result, lease))
+            await self._end_flight(flight)  # failures are never shared
             return result, "miss"
         try:
             stored = _store(result)
         except Uncacheable:
             self.actor.cast(Unshare(key, lease))  # this run already counts as the lookup's miss
+            await self._end_flight(flight)
             return result, "miss"
         self.actor.cast(Fill(key, stored, ttl, epoch, lease))
         if self.l2 is not None:
-            if invalidations == self._invalidations:
+            if invalidations != self._invalidations:
+                self._l2_writes_skipped += 1
+                await self._end_flight(flight)
+            elif flight is None:
                 await self.l2.set(key, to_shared(result), ttl)
             else:
-                self._l2_writes_skipped += 1
+                await self._publish(key, flight, result, ttl)
         return result, "miss"
 
-    async def _from_l2(
-        self, key: CacheKey, ttl: float, epoch: int, lease: int
-    ) -> ToolResult | None:
-        """The leader's L2 lookup: on a hit, fill L1 (waking followers) and return it."""
+    async def _claim(self, key: CacheKey) -> SharedHit | Lease | None:
+        """The leader's L2 step: the value, a cross-replica lease, or None (run it here)."""
         assert self.l2 is not None
+        if self.flights is not None:
+            return await self.flights.claim(key)
         found = await self.l2.get(key)
-        if type(found) is not SharedHit:
-            return None
+        return found if type(found) is SharedHit else None
+
+    async def _publish(self, key: CacheKey, flight: Lease, result: ToolResult, ttl: float) -> None:
+        assert self.flights is not None
+        outcome = await self.flights.publish(key, flight, to_shared(result), ttl)
+        if outcome == "invalidated":
+            # Another replica invalidated the key while the tool ran: what L1 just took
+            # may be stale, and must not outlive the call.
+            self._l2_writes_skipped += 1
+            try:
+                await self.actor.call(Invalidate(key=key))
+            except ActorUnavailable:
+                self._unavailable += 1
+
+    async def _end_flight(self, flight: Lease | None) -> None:
+        if flight is not None and self.flights is not None:
+            await self.flights.release(flight)
+
+    def _accept_shared(
+        self, key: CacheKey, found: SharedHit, ttl: float, epoch: int, lease: int
+    ) -> ToolResult | None:
+        """An L2 value for the leader: fill L1 (waking followers) and return it."""
         result = from_shared(found.value)
         if result is None:
             self._l2_rejected += 1
@@ -432,6 +470,7 @@ class ResultCacheService:
             l2_hits=self._l2_hits,
             l2_rejected=self._l2_rejected,
             l2_writes_skipped=self._l2_writes_skipped,
+            l2_flights=self.flights.stats() if self.flights is not None else None,
         )
 
 
