@@ -4,7 +4,8 @@ Commands:
 
 * ``seed-db`` -- (re)build the sample CMDB, with a progress bar;
 * ``demo`` -- the operator session over the sample CMDB (builds it when absent);
-* ``config`` -- print the effective configuration as YAML.
+* ``config`` -- print the effective configuration as YAML;
+* ``mcp`` -- serve the tools over MCP, stdio or streamable HTTP (``runtime.mcp.command``).
 
 Settings come from the configuration (``--config PATH``, else the defaults in code, which
 ``config/runtime.yaml`` mirrors); flags override them for one run.
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective configuration as YAML",
         description="Print the configuration (the file given, over the defaults) as YAML.",
     )
+
+    from runtime.mcp.command import add_parser as add_mcp_parser
+
+    add_mcp_parser(commands, [common], _add_database_flags, _non_empty)
     return parser
 
 
@@ -216,10 +221,17 @@ def _show_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from runtime.mcp.command import run
+
+    return run(args, _config(args))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seed-db": _seed_db,
     "demo": _demo,
     "config": _show_config,
+    "mcp": _mcp,
 }
 
 
