@@ -297,9 +297,17 @@ class RemoteTool:
     connection: RemoteConnection
     name: str
     input_schema: Mapping[str, Any]
+    _checker: Any = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        from jsonschema import Draft202012Validator
+
+        # Compiled once: compiling is most of the cost of a check.
+        object.__setattr__(self, "_checker", Draft202012Validator(dict(self.input_schema)))
 
     async def execute(self, ctx: ToolContext, params: Mapping[str, Any]) -> Any:
         alias = self.connection.remote.alias
+        self.validate(params)  # a bad call costs no round trip, and names the param
         # What the caller's deadline (the executor's per-call timeout) leaves.
         deadline = anyio.current_effective_deadline()
         remaining = deadline - anyio.current_time() if deadline != math.inf else None
@@ -322,10 +330,9 @@ class RemoteTool:
 
     def validate(self, params: Mapping[str, Any]) -> None:
         """Check ``params`` against the remote schema; raises InvalidParams with the path."""
-        from jsonschema import Draft202012Validator
         from jsonschema.exceptions import best_match
 
-        error = best_match(Draft202012Validator(dict(self.input_schema)).iter_errors(params))
+        error = best_match(self._checker.iter_errors(params))
         if error is not None:
             path = "".join(
                 f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
