@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import Client
 from mcp_remote_server import KEY_SCHEMA, Recorder, build
 
 from runtime import (
@@ -27,6 +28,7 @@ from runtime import (
     config_from_dict,
     open_runtime,
 )
+from runtime.mcp import create_server
 from runtime.mcp.client import RemoteConnectionLost, RemoteServer, connect_remote_servers
 
 pytestmark = pytest.mark.anyio
@@ -61,6 +63,24 @@ async def test_remote_tools_join_the_registry_with_their_schema() -> None:
             assert isinstance(lookup.rejects({"key": "x" * 11}), InvalidParams)
             assert lookup.rejects({"key": "ok"}) is None
             assert connections["remote"].connects == 1
+
+
+async def test_remote_tools_are_served_again_with_their_schema() -> None:
+    remote, _ = in_process()
+    registry = ToolRegistry()
+    with anyio.fail_after(LIMIT):
+        async with (
+            connect_remote_servers(registry, {"remote": remote}),
+            open_runtime(registry) as rt,
+            Client(create_server(rt)) as client,
+        ):
+            tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+            answer = await client.call_tool("remote_lookup", {"key": "k"})
+    assert tools["remote_lookup"].input_schema == KEY_SCHEMA
+    hints = tools["remote_lookup"].annotations
+    assert hints is not None
+    assert hints.read_only_hint
+    assert answer.structured_content == {"key": "k", "calls": 1}
 
 
 async def test_only_read_only_idempotent_tools_are_cached() -> None:
