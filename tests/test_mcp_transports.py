@@ -20,6 +20,9 @@ from mcp.client.streamable_http import streamable_http_client
 from ops_fixtures import SMALL, fixture_ops_db_path  # noqa: F401
 from test_apps_servers import BAD_LOG_MARKERS, Server, running_servers, server, tiny_db
 
+from runtime import ToolContext, ToolRegistry, open_runtime
+from runtime.mcp.client import RemoteServer, connect_remote_servers
+
 __all__ = ["running_servers", "server", "tiny_db"]  # fixtures, shared
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -165,3 +168,23 @@ async def test_the_example_service_mounts_the_mcp_endpoint(server: Server) -> No
     assert health.status_code == 200
     for marker in BAD_LOG_MARKERS:
         assert marker not in server.log()
+
+
+async def test_our_client_reaches_a_streamable_http_server(http_server: str) -> None:
+    registry = ToolRegistry()
+    remote = RemoteServer("far", url=http_server, headers={"Authorization": "Bearer tok-a"})
+    ctx = ToolContext(tenant_id="t")
+    with anyio.fail_after(LIMIT):
+        async with (
+            connect_remote_servers(registry, {"far": remote}),
+            open_runtime(registry) as rt,
+        ):
+            first = await rt.execute("far", "ci_get", {"ci_id": 3}, ctx)
+            again = await rt.execute("far", "ci_get", {"ci_id": 3}, ctx)
+            assert rt.tracer is not None
+            hits = [r.cache_hit for r in await rt.tracer.records() if r.operation == "ci_get"]
+    assert first == again
+    assert first["record"]["ci_id"] == 3
+    assert hits == [False, True]  # a reader upstream is read-only and idempotent: cached
+    assert not registry.get("far", "ci_get").side_effects
+    assert registry.get("far", "cep_simulate").side_effects
