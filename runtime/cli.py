@@ -7,6 +7,7 @@ Commands:
 * ``config`` -- print the effective configuration as YAML;
 * ``traces report|export`` -- the HTML report of a trace export, or another format
   (:mod:`runtime.report.cli`).
+* ``mcp`` -- serve the tools over MCP, stdio or streamable HTTP (``runtime.mcp.command``).
 
 Settings come from the configuration (``--config PATH``, else the defaults in code, which
 ``config/runtime.yaml`` mirrors); flags override them for one run.
@@ -152,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the configuration (the file given, over the defaults) as YAML.",
     )
     add_traces_parser(commands, common)
+
+    from runtime.mcp.command import add_parser as add_mcp_parser
+
+    add_mcp_parser(commands, [common], _add_database_flags, _non_empty)
     return parser
 
 
@@ -220,11 +225,18 @@ def _show_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from runtime.mcp.command import run
+
+    return run(args, _config(args))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seed-db": _seed_db,
     "demo": _demo,
     "config": _show_config,
     "traces": run_traces,
+    "mcp": _mcp,
 }
 
 

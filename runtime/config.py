@@ -29,6 +29,8 @@ from runtime.errors import ConfigError
 __all__ = [
     "CacheConfig",
     "ExecutorConfig",
+    "McpConfig",
+    "McpServerConfig",
     "OpsConfig",
     "PipelineConfig",
     "RedisConfig",
@@ -344,6 +346,53 @@ class OpsConfig:
     demo_callers: PosInt = 8
 
 
+Port = Annotated[int, _Check("a TCP port (1-65535)", lambda v: 1 <= v <= 65535)]
+
+
+@attrs.frozen(slots=True)
+class McpConfig:
+    """The MCP server face (``python -m runtime mcp``; see docs/mcp.md).
+
+    ``tenant`` is the tenant of every call over stdio (and over HTTP without tokens);
+    ``tokens`` maps bearer tokens to tenants for HTTP: with any set, a request without a
+    known token is refused.  ``host``/``port``/``path`` and ``stateless`` shape ``--http``.
+    """
+
+    tenant: NonEmptyStr = "default"
+    tokens: dict[str, NonEmptyStr] = attrs.field(factory=dict)
+    host: NonEmptyStr = "127.0.0.1"
+    port: Port = 8765
+    path: NonEmptyStr = "/mcp"
+    stateless: bool = True
+
+
+@attrs.frozen(slots=True)
+class McpServerConfig:
+    """A remote MCP server whose tools join the registry (``mcp_servers.<alias>``).
+
+    Exactly one of ``command`` (argv of a stdio server, with ``env`` and ``cwd``) or
+    ``url`` (streamable HTTP, with ``headers``).  ``timeout`` is the read timeout of a
+    call that gives none; ``cache: false`` never caches its tools (otherwise tools the
+    server annotates read-only and idempotent are cached, and no others).
+    """
+
+    command: tuple[NonEmptyStr, ...] = ()
+    url: str | None = None
+    env: dict[str, str] = attrs.field(factory=dict)
+    cwd: str | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    timeout: Seconds = 30.0
+    cache: bool = True
+
+    def config_problem(self) -> str | None:
+        """What is wrong beyond single values (checked by the loader, named by path)."""
+        if bool(self.command) == (self.url is not None):
+            return "give exactly one of command (a stdio server) or url (streamable HTTP)"
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            return f"url must be an http:// or https:// URL, got {self.url!r}"
+        return None
+
+
 @attrs.frozen(slots=True)
 class SupervisionConfig:
     """How often a crashed actor is restarted before it is left down (OTP's intensity)."""
@@ -364,6 +413,8 @@ class RuntimeConfig:
     pipeline: PipelineConfig = attrs.field(factory=PipelineConfig)
     compositions: dict[str, Any] = attrs.field(factory=dict)
     ops: OpsConfig = attrs.field(factory=OpsConfig)
+    mcp: McpConfig = attrs.field(factory=McpConfig)
+    mcp_servers: dict[str, McpServerConfig] = attrs.field(factory=dict)
 
 
 # -- structuring ----------------------------------------------------------------------
@@ -475,7 +526,13 @@ def _structure_attrs(cls: type[T], value: Any, path: str) -> T:
             f"unknown key; expected one of: {', '.join(sorted(fields))}",
         )
     kwargs = {name: _structure(hints[name], value[name], _join(path, name)) for name in value}
-    return cls(**kwargs)
+    result = cls(**kwargs)
+    # A section whose values are each fine may still be wrong as a whole (McpServerConfig).
+    check = getattr(result, "config_problem", None)
+    problem = check() if check is not None else None
+    if problem:
+        raise ConfigError(path, problem)
+    return result
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> RuntimeConfig:

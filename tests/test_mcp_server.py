@@ -294,3 +294,55 @@ def _ctx(tenant: str) -> Any:
     from runtime import ToolContext
 
     return ToolContext(tenant_id=tenant)
+
+
+async def test_many_identical_calls_over_mcp_run_the_tool_once(
+    registry: ToolRegistry, gate: Gate, mode: str
+) -> None:
+    results: list[Any] = []
+
+    async def call(client: Client) -> None:
+        results.append(await client.call_tool("probe_wait", {"key": "same"}))
+
+    with anyio.fail_after(LIMIT):
+        async with (
+            serving(registry, gate, mode) as (rt, client),
+            anyio.create_task_group() as group,
+        ):
+            for _ in range(50):
+                group.start_soon(call, client)
+            await gate.started.wait()
+            assert rt.cache is not None
+            while (await rt.cache.stats()).snapshot.waiting_followers < 49:
+                await anyio.sleep(0.005)
+            gate.release.set()
+    assert gate.executions == 1
+    assert len(results) == 50
+    assert all(r.structured_content == {"key": "same", "tenant": "default"} for r in results)
+
+
+async def test_a_failing_composition_is_an_error_result_naming_its_step(
+    registry: ToolRegistry, gate: Gate, mode: str
+) -> None:
+    with anyio.fail_after(LIMIT):
+        async with serving(registry, gate, mode) as (_, client):
+            # ci_id 0 is out of bounds: the first step (fail_fast) rejects it.
+            failed = await client.call_tool("compose_impact_analysis", {"ci_id": 0})
+    assert failed.is_error
+    assert "impact_analysis" in failed.content[0].text
+    assert "'get'" in failed.content[0].text
+
+
+async def test_a_call_after_the_runtime_closed_is_an_error_result(
+    registry: ToolRegistry, gate: Gate
+) -> None:
+    add_probe_tools(registry, gate)
+    with anyio.fail_after(LIMIT):
+        async with open_runtime(registry) as rt:
+            server = create_server(rt)
+        async with Client(server, mode="legacy") as client:
+            closed = await client.call_tool("ci_get", {"ci_id": 1})
+            composed = await client.call_tool("compose_impact_analysis", {"ci_id": 1})
+    assert closed.is_error
+    assert "closed" in closed.content[0].text
+    assert composed.is_error

@@ -22,6 +22,8 @@ Endpoints (JSON in, JSON out)::
     GET  /traces/report                                  -> the HTML trace report of the ring
     GET  /dashboard                                      -> a live page polling /stats
     GET  /healthz                                        -> 200 when every actor is up, else 503
+    POST /mcp    MCP over streamable HTTP (stateless; with the ``mcp`` extra installed):
+                 every tool, composition and intent as MCP tools, tenant per config ``mcp``
 
 Errors are JSON ``{"error": <type>, "message": <the runtime's message>}``: a malformed
 request is 400; bad input the runtime rejected (``InvalidParams``, ``ConfigError``,
@@ -45,7 +47,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,12 @@ from runtime import (
 )
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
 from runtime.report.web import dashboard, traces_report
+
+try:  # the MCP face is optional (extra "mcp")
+    from runtime.mcp.http import McpEndpoint
+    from runtime.mcp.server import ServerSettings as McpServerSettings
+except ImportError:  # pragma: no cover - without the extra
+    McpEndpoint = None  # type: ignore[assignment,misc]
 
 __all__ = ["ServiceSettings", "app", "create_app", "main"]
 
@@ -353,6 +361,7 @@ def register_demo_tools(registry: ToolRegistry) -> None:
 
 def create_app(settings: ServiceSettings | None = None) -> Starlette:
     """The service; ``settings`` default to :meth:`ServiceSettings.from_env` at start-up."""
+    mcp_endpoint = McpEndpoint() if McpEndpoint is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -368,7 +377,11 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
             register_ops_tools(registry, db)
             if chosen.demo_tools:
                 register_demo_tools(registry)
-            async with open_runtime(registry, chosen.config) as rt:
+            async with open_runtime(registry, chosen.config) as rt, AsyncExitStack() as faces:
+                if mcp_endpoint is not None:  # the MCP face, when the mcp extra is installed
+                    mcp = chosen.config.mcp
+                    served_as = McpServerSettings(tenant=mcp.tenant, tokens=mcp.tokens)
+                    await faces.enter_async_context(mcp_endpoint.running(rt, served_as))
                 yield {"runtime": rt}
                 log.info("shutting the runtime down")
             # Every actor task lived in the runtime's task group, which has now exited.
@@ -387,6 +400,8 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
         Route("/dashboard", dashboard, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
+    if mcp_endpoint is not None:
+        routes.append(Route("/mcp", endpoint=mcp_endpoint))
     return Starlette(routes=routes, lifespan=lifespan, max_body_size=1 << 20)
 
 

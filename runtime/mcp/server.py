@@ -51,6 +51,10 @@ __all__ = ["ServerSettings", "Unauthorized", "create_server"]
 _MAX_MESSAGE = 500
 
 
+def _tokens(tokens: Mapping[str, str]) -> dict[str, str]:
+    return dict(tokens)
+
+
 @attrs.frozen(slots=True)
 class ServerSettings:
     """How the MCP face answers: whose tenant, under which name, what it lists.
@@ -60,7 +64,7 @@ class ServerSettings:
     """
 
     tenant: str = "default"
-    tokens: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    tokens: Mapping[str, str] = attrs.field(factory=dict, converter=_tokens)
     name: str = "runtime"
     version: str = "0.1.0"
     compositions: bool = True

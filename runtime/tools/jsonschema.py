@@ -2,7 +2,8 @@
 
 :func:`to_json_schema` maps a :class:`~runtime.tools.ToolSpec` (or a bare schema dict) to a
 JSON Schema (draft 2020-12) document that faces publish: the MCP server's ``inputSchema``,
-an HTTP API's description.  A tool registered without a schema gets ``{"type": "object"}``.
+an HTTP API's description.  A tool registered without a schema gets ``{"type": "object"}``
+(or the JSON Schema its tool object carries as ``input_schema``, as remote MCP tools do).
 
 Pure and generic: no I/O, no import of any face.  The mapping keeps every constraint the
 validator enforces that JSON Schema can state -- types, bounds, lengths, enums, defaults,
@@ -21,6 +22,7 @@ and ECMA-262 agree with the validator's ``re.fullmatch``.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -49,10 +51,15 @@ def schema_of(spec: object) -> Mapping[str, Any] | None:
 
 
 def to_json_schema(spec: object) -> dict[str, Any]:
-    """The JSON Schema of a tool's params (``spec``: a ToolSpec or a params schema dict)."""
+    """The JSON Schema of a tool's params (``spec``: a ToolSpec or a params schema dict).
+
+    A spec without a params schema whose tool carries a JSON Schema of its own (an
+    ``input_schema`` mapping: a remote MCP tool) gets a copy of that one.
+    """
     schema = schema_of(spec)
     if schema is None:
-        return {"type": "object"}
+        own = getattr(getattr(spec, "tool", None), "input_schema", None)
+        return copy.deepcopy(dict(own)) if isinstance(own, Mapping) else {"type": "object"}
     converted = _convert(schema)
     if converted.get("type") != "object":
         # Tool params are always an object; a non-object top-level spec is a bug upstream.

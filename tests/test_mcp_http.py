@@ -1,0 +1,103 @@
+"""The MCP endpoint over streamable HTTP, in process (httpx's ASGI transport): bearer
+tokens choose the tenant, strangers get 401, a stopped endpoint 503; stateless and
+stateful, SSE and JSON responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_helpers import Gate, add_probe_tools
+from ops_fixtures import fixture_ops_db, fixture_ops_db_path, fixture_registry  # noqa: F401
+
+from runtime import ToolRegistry, open_runtime
+from runtime.mcp import ServerSettings
+from runtime.mcp.http import McpEndpoint
+
+pytestmark = pytest.mark.anyio
+LIMIT = 30
+URL = "http://127.0.0.1/mcp"
+TOKENS = {"tok-a": "tenant-a", "tok-b": "tenant-b"}
+
+
+@asynccontextmanager
+async def connect(endpoint: McpEndpoint, token: str | None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    transport = httpx2.ASGITransport(app=endpoint)
+    async with (
+        httpx2.AsyncClient(transport=transport, headers=headers, timeout=LIMIT) as http,
+        Client(streamable_http_client(URL, http_client=http)) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("stateless", "json_response"), [(True, False), (True, True), (False, True)]
+)
+async def test_bearer_tokens_choose_the_tenant_and_tenants_share_nothing(
+    registry: ToolRegistry, stateless: bool, json_response: bool
+) -> None:
+    gate = Gate()
+    gate.release.set()
+    add_probe_tools(registry, gate)
+    endpoint = McpEndpoint(
+        ServerSettings(tenant="never-used", tokens=TOKENS),
+        stateless=stateless,
+        json_response=json_response,
+    )
+    with anyio.fail_after(LIMIT):
+        async with (
+            open_runtime(registry) as rt,
+            endpoint.running(rt),
+            connect(endpoint, "tok-a") as a,
+            connect(endpoint, "tok-b") as b,
+        ):
+            first = await a.call_tool("probe_wait", {"key": "k"})
+            second = await b.call_tool("probe_wait", {"key": "k"})
+            again = await a.call_tool("probe_wait", {"key": "k"})
+    assert first.structured_content == {"key": "k", "tenant": "tenant-a"}
+    assert second.structured_content == {"key": "k", "tenant": "tenant-b"}
+    assert again.structured_content == first.structured_content
+    assert gate.tenants == ["tenant-a", "tenant-b"]
+
+
+async def test_strangers_get_401_and_a_stopped_endpoint_503(registry: ToolRegistry) -> None:
+    endpoint = McpEndpoint(ServerSettings(tokens=TOKENS))
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    accept = {"Accept": "application/json, text/event-stream"}
+    transport = httpx2.ASGITransport(app=endpoint)
+    with anyio.fail_after(LIMIT):
+        async with httpx2.AsyncClient(transport=transport) as http:
+            stopped = await http.post(URL, json=body, headers=accept)
+            async with open_runtime(registry) as rt, endpoint.running(rt):
+                missing = await http.post(URL, json=body, headers=accept)
+                wrong = await http.post(
+                    URL, json=body, headers={**accept, "Authorization": "Bearer tok-c"}
+                )
+                with pytest.raises(RuntimeError, match="already running"):
+                    async with endpoint.running(rt):
+                        pass
+    assert stopped.status_code == 503
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert wrong.status_code == 401
+
+
+async def test_without_tokens_every_call_is_the_server_tenant(registry: ToolRegistry) -> None:
+    gate = Gate()
+    gate.release.set()
+    add_probe_tools(registry, gate)
+    endpoint = McpEndpoint(ServerSettings(tenant="house"))
+    with anyio.fail_after(LIMIT):
+        async with (
+            open_runtime(registry) as rt,
+            endpoint.running(rt),
+            connect(endpoint, "anything") as client,
+        ):
+            result = await client.call_tool("probe_wait", {"key": "z"})
+    assert result.structured_content == {"key": "z", "tenant": "house"}
