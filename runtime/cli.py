@@ -2,11 +2,13 @@
 
 Commands:
 
-* ``seed-db`` -- (re)build the sample CMDB, with a progress bar;
-* ``demo`` -- the operator session over the sample CMDB (builds it when absent);
+* ``seed-db`` -- (re)build the sample CMDB, with a progress bar (refuses to replace a file
+  that is not a sample CMDB);
+* ``demo`` -- the operator session over the sample CMDB (builds it when absent, uses an
+  existing one as it is: never resized unasked);
 * ``config`` -- print the effective configuration as YAML;
 * ``traces report|export`` -- the HTML report of a trace export, or another format
-  (:mod:`runtime.report.cli`).
+  (:mod:`runtime.report.cli`);
 * ``mcp`` -- serve the tools over MCP, stdio or streamable HTTP (``runtime.mcp.command``).
 
 Settings come from the configuration (``--config PATH``, else the defaults in code, which
@@ -27,9 +29,16 @@ from typing import Any
 
 import attrs
 
-from runtime.config import RuntimeConfig, config_to_dict, load_config
+from runtime.config import (
+    MAX_CALLERS,
+    MAX_QUESTIONS,
+    MAX_SEED,
+    RuntimeConfig,
+    config_to_dict,
+    load_config,
+)
 from runtime.errors import RuntimeFault
-from runtime.ops.generate import MAX_DAYS, MIN_CIS
+from runtime.ops.generate import MAX_CIS, MAX_DAYS, MIN_CIS
 from runtime.report.cli import add_traces_parser, run_traces
 
 __all__ = ["build_parser", "main"]
@@ -73,12 +82,15 @@ def _add_database_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sample CMDB (defaults: the ops section of the config)")
     group.add_argument("--db", type=_non_empty, metavar="PATH", help="the SQLite database file")
     group.add_argument(
-        "--cis", type=_int_in(MIN_CIS), metavar="N", help=f"number of CIs (>= {MIN_CIS})"
+        "--cis",
+        type=_int_in(MIN_CIS, MAX_CIS),
+        metavar="N",
+        help=f"number of CIs ({MIN_CIS}-{MAX_CIS})",
     )
     group.add_argument(
         "--days", type=_int_in(1, MAX_DAYS), metavar="D", help=f"days of history (1-{MAX_DAYS})"
     )
-    group.add_argument("--seed", type=_int_in(0), metavar="S", help="generator seed")
+    group.add_argument("--seed", type=_int_in(0, MAX_SEED), metavar="S", help="generator seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         "seed-db",
         parents=[common],
         help="(re)build the sample CMDB",
-        description="Build the deterministic sample CMDB (replacing any file at the path).",
+        description=(
+            "Build the deterministic sample CMDB, replacing an earlier sample CMDB at the "
+            "path (never any other file); a progress bar on a terminal, plain lines otherwise."
+        ),
     )
     _add_database_flags(seed)
 
@@ -134,10 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_database_flags(demo)
     session = demo.add_argument_group("session (defaults: ops.demo_* in the config)")
     session.add_argument(
-        "--questions", type=_int_in(0), metavar="N", help="repeated questions to replay"
+        "--questions",
+        type=_int_in(0, MAX_QUESTIONS),
+        metavar="N",
+        help=f"repeated questions to replay (0-{MAX_QUESTIONS})",
     )
     session.add_argument(
-        "--callers", type=_int_in(1, 1000), metavar="N", help="concurrent operators"
+        "--callers",
+        type=_int_in(1, MAX_CALLERS),
+        metavar="N",
+        help=f"concurrent operators (1-{MAX_CALLERS})",
     )
     session.add_argument(
         "--skew", type=_non_negative_float, metavar="S", help="Zipf exponent of question popularity"
@@ -204,7 +225,9 @@ def _demo(args: argparse.Namespace) -> int:
     def progress() -> Any:
         return progress_bar("building the sample CMDB", plain=args.plain)
 
-    report = run_demo(config, backend=args.backend, progress=progress)
+    sizes = {"cis": args.cis, "days": args.days, "seed": args.seed}
+    asked = {name: value for name, value in sizes.items() if value is not None}
+    report = run_demo(config, backend=args.backend, progress=progress, asked=asked)
     if args.json:
         print(report_json(report))
     else:

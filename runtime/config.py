@@ -83,9 +83,35 @@ RedactFragments = Annotated[
 # equal.  Checked here so a bad ops.cis / ops.days is named by its key path at load time,
 # not reported later by the generator without one.
 _MIN_CIS = 8
+_MAX_CIS = 50_000
 _MAX_DAYS = 30
-CiCount = Annotated[PosInt, _Check(f"at least {_MIN_CIS}", lambda v: v >= _MIN_CIS)]
+CiCount = Annotated[
+    PosInt,
+    _Check(f"at least {_MIN_CIS}", lambda v: v >= _MIN_CIS),
+    _Check(f"at most {_MAX_CIS:,}", lambda v: v <= _MAX_CIS),
+]
 HistoryDays = Annotated[PosInt, _Check(f"at most {_MAX_DAYS}", lambda v: v <= _MAX_DAYS)]
+
+
+def _at_most(high: int) -> _Check:
+    return _Check(f"at most {high:,}", lambda v: v <= high)
+
+
+# Upper bounds of every size a user can type (docs/configuration.md lists them): a value
+# beyond one is a typo, and would otherwise run (or allocate) until killed.
+MAX_QUESTIONS = 1_000_000
+MAX_CALLERS = 1000
+MAX_ENTRIES = 10_000_000
+MAX_BYTES = 1 << 40
+MAX_MAILBOX = 10_000_000
+MAX_SEED = (1 << 63) - 1
+MAX_DURATION_S = 365 * 86_400.0
+QuestionCount = Annotated[NonNegInt, _at_most(MAX_QUESTIONS)]
+CallerCount = Annotated[PosInt, _at_most(MAX_CALLERS)]
+EntryCount = Annotated[PosInt, _at_most(MAX_ENTRIES)]
+ByteCount = Annotated[PosInt, _at_most(MAX_BYTES)]
+MailboxSize = Annotated[PosInt, _at_most(MAX_MAILBOX)]
+Seed = Annotated[NonNegInt, _at_most(MAX_SEED)]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -118,6 +144,8 @@ def parse_duration(value: object, path: str = "") -> float:
         raise ConfigError(path, f"duration must be finite, got {value!r}")
     if seconds < 0:
         raise ConfigError(path, f"duration must not be negative, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ConfigError(path, f"duration must be at most 365 days (8760h), got {value!r}")
     return seconds
 
 
@@ -219,8 +247,8 @@ class CacheConfig:
     """The result cache: limits, TTL per (tool, operation), what is not part of a key."""
 
     enabled: bool = True
-    max_entries: PosInt = 10_000
-    max_bytes: PosInt = 64 * 1024 * 1024
+    max_entries: EntryCount = 10_000
+    max_bytes: ByteCount = 64 * 1024 * 1024
     default_ttl: Seconds = 300.0
     ttl: dict[str, dict[str, Seconds]] = attrs.field(
         factory=lambda: _merge_ttls({}), converter=_merge_ttls
@@ -248,7 +276,7 @@ class TracerConfig:
     max_records: Annotated[
         int, _Check("an integer between 1 and 10,000,000", lambda v: 1 <= v <= 10_000_000)
     ] = 10_000
-    mailbox_size: PosInt = 8192
+    mailbox_size: MailboxSize = 8192
     redact_keys: RedactFragments = (
         "password",
         "passwd",
@@ -304,7 +332,7 @@ class SelectorConfig:
     herd_margin: Fraction = 0.05
     choices: NonNegInt = 0
     reservation_ttl: Seconds = 1.0
-    mailbox_size: PosInt = 4096
+    mailbox_size: MailboxSize = 4096
     batch_window: Seconds = 0.002
     strategies: dict[str, dict[str, NonNegFloat]] = attrs.field(factory=dict)
     intents: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
@@ -338,12 +366,12 @@ class OpsConfig:
     database: NonEmptyStr = "var/cmdb.sqlite"
     cis: CiCount = 500
     days: HistoryDays = 7
-    seed: NonNegInt = 42
+    seed: Seed = 42
     # A tenant is part of every cache key; ToolContext refuses a blank one.
     demo_tenant: NonEmptyStr = "ops-demo"
-    demo_questions: NonNegInt = 2000
+    demo_questions: QuestionCount = 2000
     demo_skew: NonNegFloat = 1.1
-    demo_callers: PosInt = 8
+    demo_callers: CallerCount = 8
 
 
 Port = Annotated[int, _Check("a TCP port (1-65535)", lambda v: 1 <= v <= 65535)]
@@ -536,8 +564,23 @@ def _structure_attrs(cls: type[T], value: Any, path: str) -> T:
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> RuntimeConfig:
-    """Build a validated :class:`RuntimeConfig`; missing keys take their defaults."""
-    return _structure_attrs(RuntimeConfig, data, "")
+    """Build a validated :class:`RuntimeConfig`; missing keys take their defaults.
+
+    Also checks what the runtime checks when it starts (selector strategies and intents,
+    compositions), so every mistake is a ``ConfigError`` with its key path here.
+    """
+    config = _structure_attrs(RuntimeConfig, data, "")
+    _check_as_at_start(config)
+    return config
+
+
+def _check_as_at_start(config: RuntimeConfig) -> None:
+    # Imported here, not at the top: config is the bottom layer and loads without them.
+    from runtime.pipeline.library import compile_compositions
+    from runtime.selector.settings import SelectorSettings
+
+    SelectorSettings.from_config(config.selector)
+    compile_compositions(config.compositions)
 
 
 def load_config(path: str | Path | None = None) -> RuntimeConfig:
@@ -551,10 +594,19 @@ def load_config(path: str | Path | None = None) -> RuntimeConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError("", _yaml_problem(path, exc)) from exc
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError("", f"{path} must hold a mapping at the top, got {type(data).__name__}")
     return config_from_dict(data)
+
+
+def _yaml_problem(path: str | Path, exc: yaml.YAMLError) -> str:
+    """``FILE:LINE:COLUMN: not valid YAML: <problem>`` (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        problem = exc.problem or exc.context or "syntax error"
+        return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    return f"{path} is not valid YAML: {exc}"
 
 
 def _unstructure(tp: Any, value: Any) -> Any:

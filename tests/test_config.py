@@ -19,6 +19,7 @@ from runtime.config import (
     parse_duration,
 )
 from runtime.errors import ConfigError
+from runtime.selector.scoring import FACTORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +126,7 @@ valid_documents = st.fixed_dictionaries(
             {},
             optional={
                 "enabled": st.booleans(),
-                "max_entries": st.integers(1, 10**9),
+                "max_entries": st.integers(1, 10**7),
                 "max_bytes": st.integers(1, 10**12),
                 "default_ttl": durations,
                 "ttl": st.dictionaries(names, st.dictionaries(ops, durations, max_size=3)),
@@ -143,9 +144,15 @@ valid_documents = st.fixed_dictionaries(
             {},
             optional={
                 "herd_margin": st.floats(0, 1),
-                "decay_time": durations,
+                # What the runtime accepts at start (config_from_dict checks it too):
+                # a positive decay, weights over known factors with one of them positive.
+                "decay_time": durations.filter(lambda d: parse_duration(d) > 0),
                 "strategies": st.dictionaries(
-                    names, st.dictionaries(ops, st.floats(0, 10), max_size=5), max_size=3
+                    names,
+                    st.dictionaries(st.sampled_from(FACTORS), st.floats(0, 10), max_size=5).filter(
+                        lambda weights: any(w > 0 for w in weights.values())
+                    ),
+                    max_size=3,
                 ),
             },
         ),

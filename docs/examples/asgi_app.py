@@ -6,11 +6,13 @@ One Starlette app, written against anyio only, so the same module is served two 
     python docs/examples/asgi_app.py --trio --port 8000   # hypercorn's trio worker
     uvicorn docs.examples.asgi_app:app --port 8000        # the module-level app
 
-The runtime lives in the app's *lifespan*: it starts (with the nine ops tools over the
-sample CMDB, built on first start if absent) before the first request is accepted, and it
-stops -- every actor task with it -- after the server has finished the requests in flight.
-Requests talk to it from their own tasks; nothing is spawned outside the runtime's task
-group.
+The runtime lives in the app's *lifespan* (:func:`runtime_lifespan`; under hypercorn this
+process runs it around the server): it starts (with the nine ops tools over the sample
+CMDB, built on first start if absent) before the first request is accepted, and it stops
+-- every actor task with it -- after the server has finished the requests in flight.  At
+SIGINT/SIGTERM the service first drains (answers say ``Connection: close``), then the
+server stops accepting and finishes what it has.  Requests talk to the runtime from their
+own tasks; nothing is spawned outside the runtime's task group.
 
 Endpoints (JSON in, JSON out)::
 
@@ -18,23 +20,27 @@ Endpoints (JSON in, JSON out)::
     POST /execute  {tool, operation, params, tenant}     -> one tool call
     POST /compose  {name, params, tenant}                -> a named composition's result
     GET  /stats                                          -> cache, tracer and actor health
-    GET  /traces?format=json|jsonl|csv|chrome            -> the buffered trace records
+    GET  /traces?format=json|jsonl|csv|chrome&limit=N    -> the buffered trace records
     GET  /traces/report                                  -> the HTML trace report of the ring
     GET  /dashboard                                      -> a live page polling /stats
     GET  /healthz                                        -> 200 when every actor is up, else 503
     POST /mcp    MCP over streamable HTTP (stateless; with the ``mcp`` extra installed):
                  every tool, composition and intent as MCP tools, tenant per config ``mcp``
 
-Errors are JSON ``{"error": <type>, "message": <the runtime's message>}``: a malformed
-request is 400; bad input the runtime rejected (``InvalidParams``, ``ConfigError``,
-``UnknownIntent``, an unknown composition or strategy) is 422; an unknown tool is 404; a
-tool that failed is 502, one that timed out 504.
+Errors are JSON ``{"error": <type>, "message": <the runtime's message>}``, whatever the
+status: a malformed request is 400; an unknown route 404, a wrong method 405; a body over
+1 MiB 413; bad input the runtime rejected (``InvalidParams``, ``ConfigError``,
+``UnknownIntent``, an unknown composition or strategy) is 422; an unknown tool or CI is 404;
+a tool that failed is 502; one that timed out, or a request past its deadline, 504; a
+request beyond the in-flight limit 503 with ``Retry-After``.  Admission, deadline, body
+limit and draining live in :mod:`_service_guard`; docs/examples/README.md has the limits.
 
 Settings come from arguments, or from the environment for ``uvicorn module:app``:
 ``RUNTIME_CMDB`` (database path, default ``var/example-cmdb.sqlite``), ``RUNTIME_CMDB_CIS``
 / ``RUNTIME_CMDB_DAYS`` (size of a database built on start), ``RUNTIME_CONFIG`` (a YAML
 configuration file) and ``RUNTIME_DEMO_TOOLS=1`` (also register ``DEMO.sleep``, a tool that
-sleeps, for trying timeouts and graceful shutdown).
+sleeps, for trying timeouts and graceful shutdown), ``RUNTIME_MAX_IN_FLIGHT``,
+``RUNTIME_REQUEST_DEADLINE`` (seconds) and ``RUNTIME_ACCESS_LOG=1``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ import anyio
 import anyio.to_thread
 import attrs
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -79,12 +87,18 @@ from runtime import (
 )
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
 from runtime.report.web import dashboard, traces_report
+from runtime.tracer.export import export as export_traces
 
 try:  # the MCP face is optional (extra "mcp")
     from runtime.mcp.http import McpEndpoint
     from runtime.mcp.server import ServerSettings as McpServerSettings
 except ImportError:  # pragma: no cover - without the extra
     McpEndpoint = None  # type: ignore[assignment,misc]
+
+try:  # imported as docs.examples.asgi_app
+    from ._service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
+except ImportError:  # run as a script: docs/examples is on sys.path
+    from _service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
 
 __all__ = ["ServiceSettings", "app", "create_app", "main"]
 
@@ -94,6 +108,7 @@ DEFAULT_DATABASE = "var/example-cmdb.sqlite"
 TRACE_MEDIA_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv"}
 TRACE_MEDIA_TYPES["chrome"] = "application/json"  # a timeline for Perfetto
 MAX_SLEEP_S = 30.0
+MAX_TRACE_LIMIT = 1_000_000
 
 
 @attrs.frozen(slots=True)
@@ -106,16 +121,23 @@ class ServiceSettings:
     seed: int = 42
     config: RuntimeConfig = attrs.field(factory=RuntimeConfig)
     demo_tools: bool = False
+    guard: GuardSettings = attrs.field(factory=GuardSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceSettings:
         config_path = environ.get("RUNTIME_CONFIG")
+        guard = GuardSettings(
+            max_in_flight=int(environ.get("RUNTIME_MAX_IN_FLIGHT", "512")),
+            deadline_s=float(environ.get("RUNTIME_REQUEST_DEADLINE", "60")),
+            access_log=environ.get("RUNTIME_ACCESS_LOG", "") == "1",
+        )
         return cls(
             database=Path(environ.get("RUNTIME_CMDB", DEFAULT_DATABASE)),
             cis=int(environ.get("RUNTIME_CMDB_CIS", "100")),
             days=int(environ.get("RUNTIME_CMDB_DAYS", "2")),
             config=load_config(config_path) if config_path else RuntimeConfig(),
             demo_tools=environ.get("RUNTIME_DEMO_TOOLS", "") == "1",
+            guard=guard,
         )
 
 
@@ -126,13 +148,30 @@ class BadRequest(Exception):
     """The request itself is malformed (not JSON, missing or mistyped fields)."""
 
 
+class NotFound(LookupError):
+    """The thing asked about does not exist (an unknown CI): 404."""
+
+
+class MissingParams(ValueError):
+    """An ask that names nothing to look up (``LOOKUP`` with no params): 422."""
+
+
+# Each intent that looks one thing up, and the params that name it: without one of them
+# the selector would fall back to a search of everything.
+LOOKUP_KEYS = {"LOOKUP": ("ci_id", "ci_code")}
+
+
 def error_status(exc: BaseException) -> int:
     """The HTTP status for an error the runtime raised (the order of the checks matters:
     the classes overlap -- ``InvalidParams`` is a ``ToolExecutionError``, ``ToolNotFound``
     and ``UnknownIntent`` are ``LookupError``s)."""
     if isinstance(exc, BadRequest):
         return 400
-    if isinstance(exc, ToolNotFound):
+    if isinstance(exc, BodyTooLarge):
+        return 413
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, ToolNotFound | NotFound):
         return 404
     if isinstance(exc, InvalidParams | ConfigError | UnknownIntent | LookupError | ValueError):
         return 422
@@ -193,9 +232,29 @@ def answers_errors(endpoint: Endpoint) -> Endpoint:
             status = error_status(exc)
             if status == 500:
                 log.exception("unexpected error serving %s", request.url.path)
+            elif status == 413:
+                log.info("refused %s: %s", request.url.path, exc)  # one line, no traceback
             return json_response(error_body(exc), status)
 
     return wrapped
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) as JSON, like every other."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    names = {404: "NotFound", 405: "MethodNotAllowed"}
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    message = f"{request.method} {request.url.path}: {detail}"
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    response = json_response({"error": names.get(status, "HTTPError"), "message": message}, status)
+    response.headers.update(headers)
+    return response
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error serving %s: %s: %s", request.url.path, type(exc).__name__, exc)
+    body = {"error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+    return json_response(body, 500)
 
 
 # -- request parsing -------------------------------------------------------------------------
@@ -246,9 +305,13 @@ async def ask(request: Request) -> Response:
     intent = field(body, "intent", str)
     params = field(body, "params", dict, {})
     strategy = field(body, "strategy", str, None)
+    keys = LOOKUP_KEYS.get(intent.upper())
+    if keys is not None and not any(key in params for key in keys):
+        raise MissingParams(f"intent {intent} needs one of the params {', '.join(keys)}")
     best = await runtime_of(request).execute_best(
         intent, params, context_of(body, request), strategy=strategy
     )
+    found(best.tool_type, best.operation, params, best.data)
     return json_response(
         {
             "data": best.data,
@@ -262,6 +325,13 @@ async def ask(request: Request) -> Response:
     )
 
 
+def found(tool: str, operation: str, params: Mapping[str, Any], data: Any) -> None:
+    """``NotFound`` when a look-up of one CI answered that there is no such CI."""
+    if (tool, operation) == ("CI", "get") and isinstance(data, dict) and data["record"] is None:
+        named = ", ".join(f"{k}={params[k]!r}" for k in ("ci_id", "ci_code") if k in params)
+        raise NotFound(f"no CI with {named}")
+
+
 def failures(entries: tuple[tuple[str, str, BaseException], ...]) -> list[dict[str, str]]:
     return [
         {"tool": f"{tool}.{op}", "error": type(e).__name__, "message": str(e)}
@@ -272,12 +342,10 @@ def failures(entries: tuple[tuple[str, str, BaseException], ...]) -> list[dict[s
 @answers_errors
 async def execute(request: Request) -> Response:
     body = await read_body(request)
-    data = await runtime_of(request).execute(
-        field(body, "tool", str),
-        field(body, "operation", str),
-        field(body, "params", dict, {}),
-        context_of(body, request),
-    )
+    tool, operation = field(body, "tool", str), field(body, "operation", str)
+    params = field(body, "params", dict, {})
+    data = await runtime_of(request).execute(tool, operation, params, context_of(body, request))
+    found(tool, operation, params, data)
     return json_response({"data": data})
 
 
@@ -331,10 +399,22 @@ async def traces(request: Request) -> Response:
     fmt = request.query_params.get("format", "json")
     if fmt not in TRACE_MEDIA_TYPES:
         raise BadRequest(f"format must be one of {', '.join(TRACE_MEDIA_TYPES)}, got {fmt!r}")
+    limit = trace_limit(request.query_params.get("limit"))
     if rt.tracer is None:
         raise LookupError("the tracer is disabled (tracer.enabled is false)")
-    text = await rt.tracer.export(fmt)
+    records = await rt.tracer.records(limit)
+    # Serialising a full ring takes ~1 s of CPU: in a worker thread, the loop keeps
+    # answering (the thread and the loop share the GIL, in 5 ms slices).
+    text = await anyio.to_thread.run_sync(export_traces, records, fmt)
     return PlainTextResponse(text, media_type=TRACE_MEDIA_TYPES[fmt])
+
+
+def trace_limit(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_TRACE_LIMIT:
+        raise BadRequest(f"limit must be an integer in [1, {MAX_TRACE_LIMIT}], got {text!r}")
+    return int(text)
 
 
 async def healthz(request: Request) -> Response:
@@ -359,37 +439,62 @@ def register_demo_tools(registry: ToolRegistry) -> None:
         return {"slept": seconds, "tag": params.get("tag")}
 
 
-def create_app(settings: ServiceSettings | None = None) -> Starlette:
-    """The service; ``settings`` default to :meth:`ServiceSettings.from_env` at start-up."""
+@asynccontextmanager
+async def runtime_lifespan(
+    chosen: ServiceSettings, mcp_endpoint: Any = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The CMDB (built when absent) and the runtime over it, for as long as the service
+    runs; yields the request state ``{"runtime": rt}``.  With ``mcp_endpoint`` (an
+    ``McpEndpoint``), the MCP face is served over the same runtime meanwhile."""
+    build = partial(
+        ensure_database, chosen.database, cis=chosen.cis, days=chosen.days, seed=chosen.seed
+    )
+    summary = await anyio.to_thread.run_sync(build)
+    log.info("CMDB at %s (%d CIs, built now: %s)", summary.path, summary.cis, summary.built)
+    db = await OpsDatabase.open(chosen.database)
+    try:
+        registry = ToolRegistry()
+        register_ops_tools(registry, db)
+        if chosen.demo_tools:
+            register_demo_tools(registry)
+        async with open_runtime(registry, chosen.config) as rt, AsyncExitStack() as faces:
+            if mcp_endpoint is not None:  # the MCP face, when the mcp extra is installed
+                mcp = chosen.config.mcp
+                served_as = McpServerSettings(tenant=mcp.tenant, tokens=mcp.tokens)
+                await faces.enter_async_context(mcp_endpoint.running(rt, served_as))
+            yield {"runtime": rt}
+            log.info("shutting the runtime down")
+        # Every actor task lived in the runtime's task group, which has now exited.
+        still_running = [name for name, a in rt.health().actors.items() if a.running]
+        log.info("runtime stopped; actors still running: %d", len(still_running))
+    finally:
+        db.close()
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    guard: ServiceGuard | None = None,
+    own_lifespan: bool = True,
+) -> Starlette:
+    """The service; ``settings`` default to :meth:`ServiceSettings.from_env` at start-up.
+
+    ``guard`` is the front door (a new one from the settings when absent); with
+    ``own_lifespan=False`` the caller runs :func:`runtime_lifespan` itself and hands its
+    state to ``guard.state`` (what :func:`serve_hypercorn_trio` does, to stop the runtime
+    only after the server is gone).
+    """
     mcp_endpoint = McpEndpoint() if McpEndpoint is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         chosen = settings if settings is not None else ServiceSettings.from_env()
-        build = partial(
-            ensure_database, chosen.database, cis=chosen.cis, days=chosen.days, seed=chosen.seed
-        )
-        summary = await anyio.to_thread.run_sync(build)
-        log.info("CMDB at %s (%d CIs, built now: %s)", summary.path, summary.cis, summary.built)
-        db = await OpsDatabase.open(chosen.database)
-        try:
-            registry = ToolRegistry()
-            register_ops_tools(registry, db)
-            if chosen.demo_tools:
-                register_demo_tools(registry)
-            async with open_runtime(registry, chosen.config) as rt, AsyncExitStack() as faces:
-                if mcp_endpoint is not None:  # the MCP face, when the mcp extra is installed
-                    mcp = chosen.config.mcp
-                    served_as = McpServerSettings(tenant=mcp.tenant, tokens=mcp.tokens)
-                    await faces.enter_async_context(mcp_endpoint.running(rt, served_as))
-                yield {"runtime": rt}
-                log.info("shutting the runtime down")
-            # Every actor task lived in the runtime's task group, which has now exited.
-            still_running = [name for name, a in rt.health().actors.items() if a.running]
-            log.info("runtime stopped; actors still running: %d", len(still_running))
-        finally:
-            db.close()
+        if guard is None:
+            front.settings = chosen.guard
+        async with runtime_lifespan(chosen, mcp_endpoint) as state:
+            yield state
 
+    front = guard if guard is not None else ServiceGuard((settings or ServiceSettings()).guard)
     routes = [
         Route("/ask", ask, methods=["POST"]),
         Route("/execute", execute, methods=["POST"]),
@@ -402,7 +507,14 @@ def create_app(settings: ServiceSettings | None = None) -> Starlette:
     ]
     if mcp_endpoint is not None:
         routes.append(Route("/mcp", endpoint=mcp_endpoint))
-    return Starlette(routes=routes, lifespan=lifespan, max_body_size=1 << 20)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan if own_lifespan else None,
+        middleware=[Middleware(GuardMiddleware, guard=front)],
+        exception_handlers={HTTPException: http_error, Exception: unexpected_error},
+    )
+    app.state.mcp_endpoint = mcp_endpoint
+    return app
 
 
 app = create_app()
@@ -412,27 +524,51 @@ app = create_app()
 # -- serving -------------------------------------------------------------------------------------
 
 
-def serve_uvicorn(service: Starlette, host: str, port: int, graceful_timeout: float) -> None:
+def serve_uvicorn(settings: ServiceSettings, host: str, port: int, graceful_timeout: float) -> None:
+    """uvicorn on asyncio.  The first SIGINT/SIGTERM starts draining (every answer says
+    ``Connection: close``) and, once drained, hands over to uvicorn's own graceful stop
+    (stop accepting, finish the requests in flight); the lifespan then stops the runtime."""
+    import threading
+
     import uvicorn
 
+    guard = ServiceGuard(settings.guard)
     config = uvicorn.Config(
-        service,
+        create_app(settings, guard=guard),
         host=host,
         port=port,
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=math.ceil(graceful_timeout),
     )
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if guard.draining:  # a second signal: no more waiting for the drain
+                super().handle_exit(sig, frame)
+                return
+            log.info("got %s: draining, then finishing the requests in flight", sig)
+            guard.begin_draining()
+            threading.Thread(target=self._exit_when_drained, args=(sig,)).start()
+
+        def _exit_when_drained(self, sig: int) -> None:
+            guard.wait_drained()
+            super().handle_exit(sig, None)
+
     # uvicorn finishes the requests in flight on SIGINT/SIGTERM, then re-raises the signal
     # under the handlers it found: make those no-ops so a graceful stop exits with status 0.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    uvicorn.Server(config).run()
+    DrainingServer(config).run()
 
 
 async def serve_hypercorn_trio(
-    service: Starlette, host: str, port: int, graceful_timeout: float
+    settings: ServiceSettings, host: str, port: int, graceful_timeout: float
 ) -> None:
+    """hypercorn on trio.  This process runs the runtime's lifespan itself, around the
+    server: at SIGINT/SIGTERM the guard drains, hypercorn stops accepting and finishes the
+    requests in flight, and as soon as none is left the server is cancelled -- instead of
+    waiting out ``graceful_timeout`` for idle connections -- then the runtime stops."""
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -441,15 +577,43 @@ async def serve_hypercorn_trio(
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
     logging.getLogger("hypercorn.error").propagate = False  # it has its own handler
+    guard = ServiceGuard(settings.guard)
+    stopping = anyio.Event()
 
     async def shutdown_on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                log.info("got %s: finishing the requests in flight", signal.Signals(signum).name)
-                return
+                name = signal.Signals(signum).name
+                log.info("got %s: draining, then finishing the requests in flight", name)
+                break
+        guard.begin_draining()
+        await guard.drained()
+        stopping.set()
 
-    # Starlette is an ASGI 3 app; hypercorn's annotation spells out its own scope types.
-    await serve(service, config, shutdown_trigger=shutdown_on_signal)  # type: ignore[arg-type]
+    async def cancel_once_answered(serving: anyio.CancelScope) -> None:
+        await stopping.wait()
+        with anyio.move_on_after(graceful_timeout):
+            await guard.idle()
+        await anyio.sleep(0.05)  # the last answers leave their sockets
+        serving.cancel()
+
+    service = create_app(settings, guard=guard, own_lifespan=False)
+    async with runtime_lifespan(settings, service.state.mcp_endpoint) as state:
+        guard.state = state
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_once_answered, group.cancel_scope)
+            # Starlette is an ASGI 3 app; hypercorn's annotation spells out its own types.
+            await serve(service, config, shutdown_trigger=shutdown_on_signal)  # type: ignore[arg-type]
+            group.cancel_scope.cancel()
+
+
+def guard_settings(args: argparse.Namespace, base: GuardSettings) -> GuardSettings:
+    return attrs.evolve(
+        base,
+        max_in_flight=args.max_in_flight or base.max_in_flight,
+        deadline_s=args.request_deadline or base.deadline_s,
+        access_log=args.access_log or base.access_log,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,9 +628,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="a runtime configuration YAML file")
     parser.add_argument("--demo-tools", action="store_true", help="also register DEMO.sleep")
     parser.add_argument("--graceful-timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--max-in-flight", type=int, metavar="N", help="default 512")
+    parser.add_argument("--request-deadline", type=float, metavar="SECONDS", help="default 60")
+    parser.add_argument("--access-log", action="store_true", help="one log line per request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = ServiceSettings.from_env()
+    try:
+        guard = guard_settings(args, settings.guard)
+    except ValueError as exc:
+        parser.error(str(exc))
     settings = attrs.evolve(
         settings,
         database=args.database or settings.database,
@@ -475,15 +646,15 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed if args.seed is not None else settings.seed,
         config=load_config(args.config) if args.config else settings.config,
         demo_tools=args.demo_tools or settings.demo_tools,
+        guard=guard,
     )
-    service = create_app(settings)
     if args.trio:
         anyio.run(
-            serve_hypercorn_trio, service, args.host, args.port, args.graceful_timeout,
+            serve_hypercorn_trio, settings, args.host, args.port, args.graceful_timeout,
             backend="trio",
         )  # fmt: skip
     else:
-        serve_uvicorn(service, args.host, args.port, args.graceful_timeout)
+        serve_uvicorn(settings, args.host, args.port, args.graceful_timeout)
     return 0
 
 

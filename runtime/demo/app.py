@@ -20,7 +20,7 @@ import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,13 @@ from runtime.config import RuntimeConfig
 from runtime.demo.console import Progress, print_table
 from runtime.demo.session import Answer, Asker, ReplayResult, discover, replay, walk_through
 from runtime.demo.workload import distinct_count, question_catalogue, zipf_sample
-from runtime.ops import BuildSummary, OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops import (
+    BuildSummary,
+    OpsDatabase,
+    ensure_database,
+    existing_database,
+    register_ops_tools,
+)
 from runtime.runtime import Runtime, open_runtime
 from runtime.tools import ToolContext, ToolRegistry
 
@@ -164,9 +170,17 @@ class DemoReport:
         }
 
 
-def prepare_database(config: RuntimeConfig, progress: Progress | None = None) -> BuildSummary:
-    """The configured sample CMDB, built only when absent or built with other sizes."""
+def prepare_database(
+    config: RuntimeConfig,
+    progress: Progress | None = None,
+    asked: Mapping[str, int] | None = None,
+) -> BuildSummary:
+    """The configured sample CMDB: an existing one as it is (``ValueError`` when it differs
+    from a size in ``asked`` -- ``cis``/``days``/``seed`` the user gave), else built."""
     ops = config.ops
+    found = existing_database(ops.database, **(asked or {}))
+    if found is not None:
+        return found
     return ensure_database(
         ops.database, cis=ops.cis, days=ops.days, seed=ops.seed, progress=progress
     )
@@ -177,24 +191,28 @@ def run_demo(
     *,
     backend: Backend = "trio",
     progress: Callable[[], Any] | None = None,
+    asked: Mapping[str, int] | None = None,
 ) -> DemoReport:
     """Build the database if needed, run the session on ``backend``, return the report.
 
     ``progress`` is a context-manager factory yielding a ``progress(stage, done, total)``
     callback (see :func:`runtime.demo.console.progress_bar`); it is entered only when the
-    database has to be built.
+    database has to be built.  An existing database is used as it is (see
+    :func:`prepare_database` for ``asked``), never resized.
     """
     started = time.perf_counter()
-    summary = _ensure(config, progress)
+    summary = _ensure(config, progress, asked)
     report: DemoReport = anyio.run(_session, config, summary, backend, backend=backend)
     return attrs.evolve(report, elapsed_s=time.perf_counter() - started)
 
 
-def _ensure(config: RuntimeConfig, progress: Callable[[], Any] | None) -> BuildSummary:
+def _ensure(
+    config: RuntimeConfig, progress: Callable[[], Any] | None, asked: Mapping[str, int] | None
+) -> BuildSummary:
     if progress is None:
-        return prepare_database(config)
+        return prepare_database(config, asked=asked)
     with progress() as callback:
-        return prepare_database(config, callback)
+        return prepare_database(config, callback, asked)
 
 
 async def _session(config: RuntimeConfig, summary: BuildSummary, backend: str) -> DemoReport:

@@ -41,12 +41,13 @@ def progress_bar(
     """A ``progress(stage, done, total)`` callback drawing one bar while the block runs.
 
     Nothing is drawn until the first update, so wrapping work that may turn out to have
-    nothing to do (an existing database) prints nothing.
+    nothing to do (an existing database) prints nothing.  A redrawn bar on a terminal
+    (with rich installed), plain lines otherwise.
     """
     stream = stream if stream is not None else sys.stderr
-    bar: _RichBar | _PlainBar = (
-        _RichBar(title, stream) if not plain and have_rich() else _PlainBar(title, stream)
-    )
+    # A bar redrawn in place only on a terminal; a log file or a pipe gets plain lines.
+    drawn = not plain and have_rich() and bool(getattr(stream, "isatty", lambda: False)())
+    bar: _RichBar | _PlainBar = _RichBar(title, stream) if drawn else _PlainBar(title, stream)
     try:
         yield bar.update
     finally:

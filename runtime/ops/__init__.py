@@ -19,6 +19,7 @@ from runtime.ops.generate import (
     build_database,
     content_digest,
     ensure_database,
+    existing_database,
     seed_db_main,
 )
 from runtime.ops.params import PARAMS_SCHEMAS, validate_params
@@ -40,6 +41,7 @@ __all__ = [
     "build_database",
     "content_digest",
     "ensure_database",
+    "existing_database",
     "register_ops_tools",
     "seed_db_main",
     "validate_params",

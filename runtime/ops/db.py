@@ -39,7 +39,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -49,7 +49,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-__all__ = ["OpsDatabase", "QueryCounter", "Session"]
+__all__ = ["OpsDatabase", "QueryCounter", "Session", "naming_path"]
 
 T = TypeVar("T")
 
@@ -182,12 +182,25 @@ class _Job(Generic[T]):
         return self._value  # type: ignore[return-value]  # T may itself allow None
 
 
-def _read_meta(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(_ro_uri(path), uri=True)
+@contextlib.contextmanager
+def naming_path(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Re-raise a ``sqlite3.Error`` (same class) with ``path`` in front of its message:
+    SQLite's own ("unable to open database file") never says which file."""
     try:
-        return dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        conn.close()
+        yield
+    except sqlite3.Error as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from exc
+
+
+def _read_meta(path: Path) -> dict[str, str]:
+    with naming_path(path):
+        conn = sqlite3.connect(_ro_uri(path), uri=True)
+        try:
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
 
 
 def _ro_uri(path: Path) -> str:
@@ -324,11 +337,14 @@ class OpsDatabase:
 
     def _connect(self, writable: bool) -> sqlite3.Connection:
         # check_same_thread=False only so a cancelled caller may interrupt() from its loop.
-        if writable:
-            return sqlite3.connect(self.path, timeout=self._busy_timeout_s, check_same_thread=False)
-        return sqlite3.connect(
-            _ro_uri(self.path), uri=True, timeout=self._busy_timeout_s, check_same_thread=False
-        )
+        with naming_path(self.path):
+            if writable:
+                return sqlite3.connect(
+                    self.path, timeout=self._busy_timeout_s, check_same_thread=False
+                )
+            return sqlite3.connect(
+                _ro_uri(self.path), uri=True, timeout=self._busy_timeout_s, check_same_thread=False
+            )
 
     def close(self) -> None:
         """Stop the worker threads (after the jobs already queued) and wait for them."""

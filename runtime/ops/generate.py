@@ -42,6 +42,7 @@ from typing import Any
 
 import attrs
 
+from runtime.ops.db import naming_path
 from runtime.ops.schema import (
     CONTENT_TABLES,
     DDL,
@@ -65,6 +66,7 @@ __all__ = [
     "build_database",
     "content_digest",
     "ensure_database",
+    "existing_database",
     "seed_db_main",
 ]
 
@@ -76,6 +78,9 @@ DEFAULT_NOW = 1_748_822_400
 RESOLUTION_S = 300
 GENERATOR_VERSION = "1"
 MIN_CIS = 8
+# Upper bound of a build: ~100 ms of generation per 100 CIs a day, so the largest build
+# (MAX_CIS over MAX_DAYS) takes minutes, never hours.
+MAX_CIS = 50_000
 MAX_DAYS = 30
 
 Progress = Callable[[str, int, int], None]
@@ -660,8 +665,8 @@ def build_database(
 
     ``progress(stage, done, total)`` is called as the work advances, for a progress bar.
     """
-    if cis < MIN_CIS:
-        raise ValueError(f"cis must be at least {MIN_CIS}, got {cis}")
+    if not MIN_CIS <= cis <= MAX_CIS:
+        raise ValueError(f"cis must be between {MIN_CIS} and {MAX_CIS}, got {cis}")
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be between 1 and {MAX_DAYS}, got {days}")
     started = time.perf_counter()
@@ -674,7 +679,8 @@ def build_database(
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        counts = _build(temp, cis=cis, days=days, seed=seed, now=now, report=report)
+        with naming_path(target):
+            counts = _build(temp, cis=cis, days=days, seed=seed, now=now, report=report)
         # A stale WAL beside the target belongs to the database being replaced.
         for suffix in ("-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
@@ -901,12 +907,7 @@ def ensure_database(
     """
     target = Path(path)
     if target.is_file():
-        meta = _read_meta(target)
-        if meta is None:
-            raise FileExistsError(
-                f"{target} exists and is not a sample CMDB; not replacing it "
-                "(remove it, or choose another database path)"
-            )
+        meta = _sample_meta(target)
         wanted = {
             "schema_version": str(SCHEMA_VERSION),
             "generator_version": GENERATOR_VERSION,
@@ -914,9 +915,52 @@ def ensure_database(
             "days": str(days),
             "count_cis": str(cis),
         }
-        if meta is not None and all(meta.get(k) == v for k, v in wanted.items()):
+        if all(meta.get(k) == v for k, v in wanted.items()):
             return _summary_of(target, meta)
     return build_database(target, cis=cis, days=days, seed=seed, progress=progress)
+
+
+def _sample_meta(target: Path) -> dict[str, str]:
+    """The meta table of the sample CMDB at ``target``; ``FileExistsError`` when the file
+    there is something else (somebody's data), which nothing here may replace."""
+    meta = _read_meta(target)
+    if meta is None:
+        raise FileExistsError(
+            f"{target} exists and is not a sample CMDB; not replacing it "
+            "(remove it, or choose another database path)"
+        )
+    return meta
+
+
+def existing_database(
+    path: str | os.PathLike[str],
+    *,
+    cis: int | None = None,
+    days: int | None = None,
+    seed: int | None = None,
+) -> BuildSummary | None:
+    """The sample CMDB at ``path`` as it is, or ``None`` when there is no file.
+
+    Sizes given are the ones a user asked for: a database built with others is a
+    ``ValueError`` saying which, never resized.  ``FileExistsError`` for a file that is
+    not a sample CMDB; ``ValueError`` for one built by another generator version.
+    """
+    target = Path(path)
+    if not target.exists():
+        return None
+    meta = _sample_meta(target)
+    rebuild = f"rebuild it with `runtime seed-db --db {target}`, or choose another --db"
+    versions = (meta.get("schema_version"), meta.get("generator_version"))
+    if versions != (str(SCHEMA_VERSION), GENERATOR_VERSION):
+        raise ValueError(f"{target} was built by another generator version; {rebuild}")
+    asked = {"count_cis": (cis, "--cis"), "days": (days, "--days"), "seed": (seed, "--seed")}
+    for key, (value, flag) in asked.items():
+        if value is not None and meta.get(key) != str(value):
+            raise ValueError(
+                f"{target} holds a sample CMDB with {flag} {meta.get(key)}, not {value}: "
+                f"drop {flag} to use it as it is, or {rebuild}"
+            )
+    return _summary_of(target, meta)
 
 
 def seed_db_main(
@@ -926,7 +970,11 @@ def seed_db_main(
     seed: int = DEFAULT_SEED,
     progress: Progress | None = None,
 ) -> BuildSummary:
-    """What ``python -m runtime seed-db`` runs: always (re)build, report the summary."""
+    """What ``python -m runtime seed-db`` runs: (re)build, report the summary.  A file at
+    ``path`` that is not a sample CMDB is ``FileExistsError`` and left alone."""
+    target = Path(path)
+    if target.exists():
+        _sample_meta(target)
     return build_database(path, cis=cis, days=days, seed=seed, progress=progress)
 
 
