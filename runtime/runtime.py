@@ -215,8 +215,9 @@ class Runtime:
                 order.append(candidate)
             else:
                 skipped.append((candidate.tool_type, candidate.operation, rejected))
-        # Traced with each attempt: the trace report shows the choices per intent.
-        runner_up = next((r for r in ranked if r.candidate != first.candidate), None)
+        # Traced with each attempt: the trace report shows the choices per intent.  The
+        # runner-up is the next candidate that could run (skipped ones never do).
+        runner_up = order[1] if len(order) > 1 else None
         selection = {
             "intent": intent_name(intent),
             "runner_up": f"{runner_up.tool_type}.{runner_up.operation}" if runner_up else None,
