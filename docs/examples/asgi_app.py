@@ -5,6 +5,7 @@ One Starlette app, written against anyio only, so the same module is served two 
     python docs/examples/asgi_app.py --port 8000          # uvicorn, on asyncio
     python docs/examples/asgi_app.py --trio --port 8000   # hypercorn's trio worker
     uvicorn docs.examples.asgi_app:app --port 8000        # the module-level app
+    python docs/examples/asgi_app.py --workers 2 [--trio]  # N processes, a runtime each
 
 The runtime lives in the app's *lifespan*: it starts (with the nine ops tools over the
 sample CMDB, built on first start if absent) before the first request is accepted, and it
@@ -431,6 +432,57 @@ async def serve_hypercorn_trio(
     await serve(service, config, shutdown_trigger=shutdown_on_signal)  # type: ignore[arg-type]
 
 
+def serve_workers(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    """``--workers N``: N processes accept on one socket, each with its own runtime.
+
+    They share nothing but the CMDB file and, when ``cache.redis`` is configured, the
+    Redis tier (values and cross-replica single-flight, docs/redis.md).  Each worker builds
+    the module-level ``app`` from the environment, so the settings travel there; the CMDB
+    is built here, once, before the workers could race to build it.
+    """
+    ensure_database(settings.database, cis=settings.cis, days=settings.days, seed=settings.seed)
+    os.environ["RUNTIME_CMDB"] = str(settings.database.resolve())
+    if args.config:
+        os.environ["RUNTIME_CONFIG"] = str(args.config.resolve())
+    if settings.demo_tools:
+        os.environ["RUNTIME_DEMO_TOOLS"] = "1"
+    here = str(Path(__file__).resolve().parent)
+    if args.trio:
+        from hypercorn.config import Config
+        from hypercorn.run import run
+
+        config = Config()
+        config.bind = [f"{args.host}:{args.port}"]
+        config.workers = args.workers
+        config.worker_class = "trio"
+        config.application_path = "asgi_app:app"
+        config.graceful_timeout = args.graceful_timeout
+        config.accesslog = None
+        sys.path.insert(0, here)  # spawned workers import the app by this path
+        return run(config)
+    import inspect
+
+    import uvicorn
+
+    options: dict[str, Any] = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        # Newer uvicorns restart a worker silent for 5 s; importing and starting a runtime
+        # on a loaded host can take longer than that.
+        options["timeout_worker_healthcheck"] = 60
+    uvicorn.run(
+        "asgi_app:app",
+        app_dir=here,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(args.graceful_timeout),
+        **options,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The runtime as an HTTP service.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -443,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="a runtime configuration YAML file")
     parser.add_argument("--demo-tools", action="store_true", help="also register DEMO.sleep")
     parser.add_argument("--graceful-timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own runtime"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = ServiceSettings.from_env()
@@ -455,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         config=load_config(args.config) if args.config else settings.config,
         demo_tools=args.demo_tools or settings.demo_tools,
     )
+    if args.workers > 1:
+        return serve_workers(args, settings)
     service = create_app(settings)
     if args.trio:
         anyio.run(
