@@ -9,7 +9,7 @@ the database load compared.
 Figures:
 
 - ``db_load_ratio_l2`` -- total tool executions with L1 + L2 / total with L1 only, summed
-  over the workers (goal <= 0.35; 1/workers is the floor once every replica has seen every
+  over the workers (goal <= 0.27; 1/workers is the floor once every replica has seen every
   question).  An execution is a call the tool really ran:
   ``L1 misses - coalesced - l2_hits``, from each runtime's cache statistics.
 - ``db_query_ratio_l2`` -- the same for the SQL queries the tools issued
@@ -21,9 +21,24 @@ Figures:
   what a Redis round trip costs, so here L2 saves load, not time; against a real database
   the ratio turns in L2's favour).
 
+Cross-replica single-flight and worker processes (replicas: tests/cache_replica.py):
+
+- ``executions_cross_replica_stampede`` -- 4 replica processes x 50 concurrent callers on
+  one cold key, a tool taking 50 ms: tool executions in total (goal 1), beside
+  ``executions_stampede_without_flights`` (``shared_flight: false``, the anchor: 4).
+- ``lease_takeover_s`` -- the lease holder SIGKILLed 25 ms into its run: time from its
+  death to the last waiter (2 other replicas x 10 callers) answered, divided by the lease
+  TTL (1 s) plus the tool's time (goal <= 1.0; median of runs); ``lease_takeover_raw_s``
+  is the undivided time.
+- ``workers_throughput_ratio`` -- the example service (docs/examples/asgi_app.py, uvicorn)
+  with ``--workers 2`` / with 1, cached ``POST /execute`` calls from ``wrk`` (one thread,
+  32 connections) on loopback (goal >= 1.3 on 2 cores); ``load_generator_cpu_share`` is
+  wrk's own CPU time over wall time x cores, ``workers_throughput_ratio_hypercorn`` the
+  same with ``--trio`` (informational).
+
     python benchmarks/scaleout_bench.py [--quick]
 
-Needs ``redis-server`` on PATH (``apt-get install redis-server``).
+Needs ``redis-server`` and ``wrk`` on PATH (``apt-get install redis-server wrk``).
 """
 
 from __future__ import annotations
@@ -32,13 +47,18 @@ import bisect
 import itertools
 import json
 import multiprocessing
+import os
 import random
+import resource
 import shutil
 import signal
 import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import anyio
 from _common import emit, parse_args
+from cache_replica import Fleet
 from redis_server import RedisServer
 
 from runtime import ToolContext, ToolRegistry, open_runtime
@@ -55,6 +76,11 @@ from runtime.config import CacheConfig, RedisConfig, RuntimeConfig, TracerConfig
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
 
 WORKERS = 4
+ROOT = Path(__file__).resolve().parent.parent
+STAMPEDE_CALLERS = 50
+STAMPEDE_TOOL_S = 0.05
+TAKEOVER_TTL_S = 1.0
+TAKEOVER_KILL_AFTER_S = 0.025
 ZIPF_SKEW = 1.0
 METRICS = ("cpu_usage", "mem_usage", "latency_ms", "error_rate", "request_rate")
 AGGS = ("avg", "max", "p95")
@@ -202,6 +228,164 @@ def flush(server: RedisServer) -> None:
             raise RuntimeError("FLUSHALL failed")
 
 
+# -- cross-replica single-flight ----------------------------------------------------------
+
+
+def stampede(directory: Path, server: RedisServer, shared: bool) -> int:
+    """4 replicas x 50 callers on one cold key: tool executions in total."""
+    flush(server)
+    directory.mkdir()
+    fleet = Fleet(directory, server.url, STAMPEDE_TOOL_S, shared_flight=shared)
+    phase = {"go": "go", "ci": 1, "callers": STAMPEDE_CALLERS, "tenants": ["ops"]}
+    try:
+        fleet.start([[phase] for _ in range(WORKERS)])
+        fleet.go("go")
+        for index in range(WORKERS):
+            fleet.next(index)  # the phase's answers
+    finally:
+        fleet.close()
+    return len(fleet.executions())
+
+
+def takeover(directory: Path, server: RedisServer) -> float:
+    """Seconds from the holder's SIGKILL to the last other replica's caller answered."""
+    flush(server)
+    directory.mkdir()
+    fleet = Fleet(directory, server.url, STAMPEDE_TOOL_S, lease_ttl=TAKEOVER_TTL_S)
+    phase = {"go": "go", "ci": 1, "callers": 10, "tenants": ["ops"]}
+    try:
+        fleet.start([[phase] for _ in range(3)])
+        fleet.go("go")
+        fleet.wait_executions(1)
+        holder, _, _, started = fleet.executions()[0]
+        time.sleep(max(0.0, started + TAKEOVER_KILL_AFTER_S - time.time()))
+        os.kill(holder, signal.SIGKILL)
+        killed = time.time()
+        survivors = [i for i, p in enumerate(fleet.processes) if p.pid != holder]
+        answers = [a for i in survivors for a in fleet.next(i)["answers"]]
+    finally:
+        fleet.close()
+    if not all(answer["ok"] for answer in answers):
+        raise RuntimeError("a waiter got a failed answer after the takeover")
+    return max(answer["t"] for answer in answers) - killed
+
+
+# -- worker processes -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wrk_script(directory: Path) -> Path:
+    body = json.dumps({"tool": "CI", "operation": "get", "params": {"ci_id": 1}, "tenant": "b"})
+    script = directory / "execute.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return script
+
+
+def run_wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
+    """(requests per second, wrk's CPU seconds) of one wrk run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    for line in done.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1]), cpu
+    raise RuntimeError(f"no Requests/sec in wrk's output: {done.stdout}")
+
+
+def serve_throughput(
+    directory: Path, workers: int, trio: bool, seconds: int
+) -> tuple[float, float]:
+    """Requests/s of the example service with ``workers`` processes, and wrk's CPU share."""
+    port = free_port()
+    command = [
+        sys.executable,
+        str(ROOT / "docs" / "examples" / "asgi_app.py"),
+        "--port", str(port),
+        "--workers", str(workers),
+        "--database", str(directory / "service-cmdb.sqlite"),
+    ]  # fmt: skip
+    if trio:
+        command.append("--trio")
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}/execute"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the service ({workers} workers) did not start") from None
+                time.sleep(0.2)
+        script = wrk_script(directory)
+        run_wrk(url, script, 3)  # warm-up: every worker up, its L1 warm
+        rate, cpu = run_wrk(url, script, seconds)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+    return rate, cpu / (seconds * (os.cpu_count() or 1))
+
+
+def scaleout_figures(directory: Path, server: RedisServer, quick: bool) -> dict[str, Any]:
+    """The cross-replica and worker-process figures (see the module doc)."""
+    shared = stampede(directory / "stampede", server, shared=True)
+    unshared = stampede(directory / "stampede-anchor", server, shared=False)
+    runs = 1 if quick else 3
+    takeovers = [takeover(directory / f"takeover-{run}", server) for run in range(runs)]
+    taken = statistics.median(takeovers)
+    seconds = 4 if quick else 10
+    one, _ = serve_throughput(directory, 1, trio=False, seconds=seconds)
+    two, share = serve_throughput(directory, 2, trio=False, seconds=seconds)
+    one_trio, _ = serve_throughput(directory, 1, trio=True, seconds=seconds)
+    two_trio, _ = serve_throughput(directory, 2, trio=True, seconds=seconds)
+    print(f"  stampede: {shared} execution(s) with flights, {unshared} without")
+    print(f"  takeover: {', '.join(f'{t:.3f}s' for t in takeovers)}")
+    print(f"  uvicorn : {one:.0f} req/s with 1 worker, {two:.0f} with 2 (wrk CPU {share:.0%})")
+    print(f"  hypercorn-trio: {one_trio:.0f} req/s with 1 worker, {two_trio:.0f} with 2")
+    return {
+        "executions_cross_replica_stampede": shared,
+        "executions_stampede_without_flights": unshared,
+        "stampede_replicas": WORKERS,
+        "stampede_callers_per_replica": STAMPEDE_CALLERS,
+        "stampede_tool_s": STAMPEDE_TOOL_S,
+        "lease_takeover_s": round(taken / (TAKEOVER_TTL_S + STAMPEDE_TOOL_S), 4),
+        "lease_takeover_raw_s": round(taken, 4),
+        "lease_takeover_runs_s": [round(t, 4) for t in takeovers],
+        "lease_ttl_s": TAKEOVER_TTL_S,
+        "workers_throughput_ratio": round(two / one, 4),
+        "requests_per_s_1_worker": round(one, 1),
+        "requests_per_s_2_workers": round(two, 1),
+        "load_generator_cpu_share": round(share, 4),
+        "workers_throughput_ratio_hypercorn": round(two_trio / one_trio, 4),
+        "requests_per_s_1_worker_hypercorn": round(one_trio, 1),
+        "requests_per_s_2_workers_hypercorn": round(two_trio, 1),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(__doc__, argv)
     # SIGTERM (a timeout, a CI cancel) must still run the clean-up below.
@@ -210,9 +394,9 @@ def main(argv: list[str] | None = None) -> None:
     cis, days = (120, 2) if quick else (400, 7)
     question_count, calls = (120, 1000) if quick else (400, 4000)
     executable = shutil.which("redis-server")
-    if executable is None:
+    if executable is None or shutil.which("wrk") is None:
         raise SystemExit(
-            "redis-server not installed; install it with: apt-get install redis-server"
+            "redis-server or wrk not installed; install them with: apt-get install redis-server wrk"
         )
     directory = Path(tempfile.mkdtemp(prefix="rt-scaleout-"))
     server = RedisServer(executable, directory)
@@ -224,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         l1_only = run_phase(base, None)
         flush(server)
         with_l2 = run_phase(base, server.url)
+        scaleout = scaleout_figures(directory, server, quick)
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
@@ -269,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
                 / max(row["workload_s"] for row in l1_only),
                 4,
             ),
+            **scaleout,
         },
         quick=quick,
     )

@@ -212,7 +212,7 @@ class RedisConfig:
     max_connections: PosInt = 4
     shared_flight: bool = True
     lease_ttl: Seconds = 10.0
-    lease_poll: Seconds = 0.05
+    lease_poll: Seconds = 0.02
 
     def __attrs_post_init__(self) -> None:
         # The tier's settings class owns the checks (url scheme, secret length, backoff

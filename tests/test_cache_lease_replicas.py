@@ -8,111 +8,21 @@ timeouts everywhere: a replica that hangs fails the test instead of stalling the
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cache_replica import Fleet
 from redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
-READY_TIMEOUT_S = 60.0
-PHASE_TIMEOUT_S = 30.0
 SECRET = "replica-secret-replica-secret"
-
-
-class Fleet:
-    """R replica processes driven phase by phase through ``go`` files."""
-
-    def __init__(self, directory: Path, server: RedisServer, tool_s: float, **redis: Any) -> None:
-        self.directory = directory
-        self.log = directory / "executions.log"
-        self.source = directory / "source"
-        self.source.write_text("1")
-        self.tool_s = tool_s
-        self.redis = {
-            "url": server.url,
-            "op_timeout": 0.25,
-            "failure_threshold": 1,
-            "backoff_initial": 0.05,
-            "backoff_max": 0.1,
-            "generation_cache": 0.0,
-            "lease_ttl": 5.0,
-            "lease_poll": 0.02,
-            "secret": SECRET,
-            **redis,
-        }
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self._lines: list[queue.Queue[dict[str, Any]]] = []
-
-    def start(self, phases: list[list[dict[str, Any]]]) -> None:
-        """One replica per entry of ``phases`` (its own phase list); wait until all are up."""
-        for index, own in enumerate(phases):
-            job = {
-                "redis": self.redis,
-                "tool_s": self.tool_s,
-                "log": str(self.log),
-                "source": str(self.source),
-                "backend": "trio" if index % 2 else "asyncio",
-                "phases": [{**phase, "go": str(self.directory / phase["go"])} for phase in own],
-            }
-            process = subprocess.Popen(
-                [sys.executable, str(HERE / "cache_replica.py"), json.dumps(job)],
-                stdout=subprocess.PIPE,
-            )
-            lines: queue.Queue[dict[str, Any]] = queue.Queue()
-            threading.Thread(target=self._read, args=(process, lines), daemon=True).start()
-            self.processes.append(process)
-            self._lines.append(lines)
-        for index in range(len(phases)):
-            assert "ready" in self.next(index, READY_TIMEOUT_S)
-
-    @staticmethod
-    def _read(process: subprocess.Popen[bytes], lines: queue.Queue[dict[str, Any]]) -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            lines.put(json.loads(raw))
-
-    def next(self, index: int, timeout: float = PHASE_TIMEOUT_S) -> dict[str, Any]:
-        try:
-            return self._lines[index].get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"replica {index} said nothing within {timeout}s") from None
-
-    def go(self, name: str) -> float:
-        (self.directory / name).touch()
-        return time.time()
-
-    def executions(self) -> list[tuple[int, int, str, float]]:
-        if not self.log.exists():
-            return []
-        rows = [line.split() for line in self.log.read_text().splitlines()]
-        return [(int(pid), int(ci), tenant, float(t)) for pid, ci, tenant, t in rows]
-
-    def wait_executions(self, count: int, timeout: float = PHASE_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.executions()) < count:
-            assert time.monotonic() < deadline, f"fewer than {count} executions in {timeout}s"
-            time.sleep(0.002)
-
-    def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
-            if process.stdout is not None:
-                process.stdout.close()
 
 
 def ask(go: str, ci: int, callers: int, tenants: tuple[str, ...] = ("acme",)) -> dict[str, Any]:
@@ -120,7 +30,7 @@ def ask(go: str, ci: int, callers: int, tenants: tuple[str, ...] = ("acme",)) ->
 
 
 def make_fleet(path: Path, server: RedisServer, tool_s: float, **redis: Any) -> Fleet:
-    return Fleet(path, server, tool_s, **redis)
+    return Fleet(path, server.url, tool_s, secret=SECRET, **redis)
 
 
 def test_replicas_times_callers_on_one_cold_key_run_it_once_per_tenant(
@@ -138,7 +48,7 @@ def test_replicas_times_callers_on_one_cold_key_run_it_once_per_tenant(
     assert len(answers) == 4 * 2 * 20
     assert all(a["ok"] and a["data"]["tenant"] == a["ask"] for a in answers)
     runs = fleet.executions()
-    assert sorted(tenant for _, _, tenant, _ in runs) == ["acme", "globex"]  # one each
+    assert sorted(tenant for _, _, tenant, _ in runs) == ["acme", "globex"], stats  # one each
     assert sum(s["leases"] for s in stats) == 2
     assert sum(s["shared"] for s in stats) == 6
 

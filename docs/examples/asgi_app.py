@@ -5,6 +5,7 @@ One Starlette app, written against anyio only, so the same module is served two 
     python docs/examples/asgi_app.py --port 8000          # uvicorn, on asyncio
     python docs/examples/asgi_app.py --trio --port 8000   # hypercorn's trio worker
     uvicorn docs.examples.asgi_app:app --port 8000        # the module-level app
+    python docs/examples/asgi_app.py --workers 2 [--trio]  # N processes, a runtime each
 
 The runtime lives in the app's *lifespan* (:func:`runtime_lifespan`; under hypercorn this
 process runs it around the server): it starts (with the nine ops tools over the sample
@@ -616,6 +617,61 @@ def guard_settings(args: argparse.Namespace, base: GuardSettings) -> GuardSettin
     )
 
 
+def serve_workers(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    """``--workers N``: N processes accept on one socket, each with its own runtime.
+
+    They share nothing but the CMDB file and, when ``cache.redis`` is configured, the
+    Redis tier (values and cross-replica single-flight, docs/redis.md).  Each worker builds
+    the module-level ``app`` from the environment, so the settings travel there; the CMDB
+    is built here, once, before the workers could race to build it.
+    """
+    ensure_database(settings.database, cis=settings.cis, days=settings.days, seed=settings.seed)
+    os.environ["RUNTIME_CMDB"] = str(settings.database.resolve())
+    if args.config:
+        os.environ["RUNTIME_CONFIG"] = str(args.config.resolve())
+    if settings.demo_tools:
+        os.environ["RUNTIME_DEMO_TOOLS"] = "1"
+    os.environ["RUNTIME_MAX_IN_FLIGHT"] = str(settings.guard.max_in_flight)
+    os.environ["RUNTIME_REQUEST_DEADLINE"] = str(settings.guard.deadline_s)
+    if settings.guard.access_log:
+        os.environ["RUNTIME_ACCESS_LOG"] = "1"
+    here = str(Path(__file__).resolve().parent)
+    if args.trio:
+        from hypercorn.config import Config
+        from hypercorn.run import run
+
+        config = Config()
+        config.bind = [f"{args.host}:{args.port}"]
+        config.workers = args.workers
+        config.worker_class = "trio"
+        config.application_path = "asgi_app:app"
+        config.graceful_timeout = args.graceful_timeout
+        config.accesslog = None
+        sys.path.insert(0, here)  # spawned workers import the app by this path
+        return run(config)
+    import inspect
+
+    import uvicorn
+
+    options: dict[str, Any] = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        # Newer uvicorns restart a worker silent for 5 s; importing and starting a runtime
+        # on a loaded host can take longer than that.
+        options["timeout_worker_healthcheck"] = 60
+    uvicorn.run(
+        "asgi_app:app",
+        app_dir=here,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(args.graceful_timeout),
+        **options,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The runtime as an HTTP service.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -631,6 +687,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-in-flight", type=int, metavar="N", help="default 512")
     parser.add_argument("--request-deadline", type=float, metavar="SECONDS", help="default 60")
     parser.add_argument("--access-log", action="store_true", help="one log line per request")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own runtime"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = ServiceSettings.from_env()
@@ -648,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
         demo_tools=args.demo_tools or settings.demo_tools,
         guard=guard,
     )
+    if args.workers > 1:
+        return serve_workers(args, settings)
     if args.trio:
         anyio.run(
             serve_hypercorn_trio, settings, args.host, args.port, args.graceful_timeout,

@@ -76,7 +76,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-_POLL_INITIAL_S: Final = 0.005
+_POLL_INITIAL_S: Final = 0.001
 
 
 def lease_key(prefix: str, location: bytes) -> bytes:

@@ -152,7 +152,7 @@ class RedisSettings:
     max_connections: int = 4
     shared_flight: bool = True
     lease_ttl_s: float = 10.0
-    lease_poll_s: float = 0.05
+    lease_poll_s: float = 0.02
 
     def __attrs_post_init__(self) -> None:
         def fail(field: str, problem: str) -> ConfigError:
