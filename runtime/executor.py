@@ -98,6 +98,18 @@ class Executor:
             cancel_check if cancel_check is not None else anyio.lowlevel.checkpoint_if_cancelled
         )
         self._calls_since_yield = 0
+        # Calls started and not finished, by a number of their own (cheap to add and drop
+        # on every call); the quiescence check reads it through in_flight().
+        self._in_flight: dict[int, ToolSpec] = {}
+        self._calls_started = 0
+
+    def in_flight(self) -> dict[tuple[str, str], int]:
+        """How many calls of each tool have started and not finished, right now: cached
+        or not, side effects or not, from user tasks and pipeline steps alike."""
+        counts: dict[tuple[str, str], int] = {}
+        for spec in self._in_flight.values():
+            counts[spec.key] = counts.get(spec.key, 0) + 1
+        return counts
 
     async def execute(
         self,
@@ -210,6 +222,9 @@ class Executor:
             finally:
                 CURRENT_SPAN.reset(token)
 
+        number = self._calls_started = self._calls_started + 1
+        in_flight = self._in_flight
+        in_flight[number] = spec
         try:
             if rejected is not None:
                 result = rejected
@@ -219,6 +234,7 @@ class Executor:
                 result, outcome = await self.cache.fetch(spec, params, context, run_tool)
             return result
         finally:
+            del in_flight[number]
             if observers:
                 # Positional: this runs on every call (see _report).
                 report = _report(

@@ -314,6 +314,12 @@ class Runtime:
         """Pipeline runs in progress (0 when the runtime is quiescent)."""
         return self._running_pipelines
 
+    def calls_in_flight(self) -> dict[tuple[str, str], int]:
+        """Tool calls started and not finished, by ``(tool_type, operation)`` (empty when
+        the runtime is quiescent): cached or not, with side effects or not, from user
+        tasks and pipeline steps alike."""
+        return self.executor.in_flight()
+
     def health(self) -> RuntimeHealth:
         return RuntimeHealth(
             actors={actor.name: actor.stats() for actor in self._actors},

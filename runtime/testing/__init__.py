@@ -17,7 +17,7 @@ What trio ships as ``trio.testing``, for this runtime -- public, documented and 
 See docs/testing.md for a guide.
 """
 
-from runtime.testing.clock import VirtualTimeLoop, virtual_time_backend_options
+from runtime.testing.clock import PortalTime, VirtualTimeLoop, virtual_time_backend_options
 from runtime.testing.fakes import (
     ACTIONS,
     Action,
@@ -31,7 +31,7 @@ from runtime.testing.fakes import (
 )
 from runtime.testing.quiescence import assert_quiescent, quiescence_violations
 from runtime.testing.runtime import deterministic_config, open_test_runtime, seeded_ids
-from runtime.testing.stateful import BACKEND_ENV, RuntimeStateMachine
+from runtime.testing.stateful import BACKEND_ENV, IdleSnapshot, RuntimeStateMachine
 from runtime.testing.strategies import (
     ResultPresent,
     compositions,
@@ -47,6 +47,8 @@ __all__ = [
     "Action",
     "CallRecord",
     "FaultPlan",
+    "IdleSnapshot",
+    "PortalTime",
     "ResultPresent",
     "RuntimeStateMachine",
     "ScriptedFailure",

@@ -1,9 +1,11 @@
 """Is the runtime at rest?  :func:`assert_quiescent` lists everything still in motion.
 
-After a test's work has finished, a correct runtime holds nothing for anyone: no caller
-waits on a deferred reply, no message sits in a mailbox, no single-flight entry waits for
-a leader that will never report, no pipeline run is in progress.  A leftover here is a
-leak that only shows up later as a hang, so tests check it explicitly.
+After a test's work has finished, a correct runtime holds nothing for anyone: no tool
+call has started and not finished (cached or not, side effects or not, from a user task
+or a pipeline step -- the executor keeps a registry of them), no caller waits on a
+deferred reply, no message sits in a mailbox, no single-flight entry waits for a leader
+that will never report, no pipeline run is in progress.  A leftover here is a leak that
+only shows up later as a hang, so tests check it explicitly.
 
 It is **async** on purpose.  Two facts need the actors' cooperation: the single-flight
 table lives inside the cache actor (only a call can read it), and casts sent just before
@@ -37,7 +39,7 @@ def _mailboxes_empty(runtime: Runtime) -> bool:
 
 
 async def quiescence_violations(runtime: Runtime, *, settle: float = 0.05) -> list[str]:
-    """Everything that keeps ``runtime`` from being at rest (empty when it is).
+    """Everything that keeps ``runtime`` from being at rest (empty when it is); awaited.
 
     ``settle`` bounds how long (in the loop's time) to wait for mailboxes of actors with
     a batch window to drain; with :func:`~runtime.testing.runtime.open_test_runtime`
@@ -74,6 +76,11 @@ async def quiescence_violations(runtime: Runtime, *, settle: float = 0.05) -> li
         problems.append(f"cache single-flight table holds {in_flight} in-flight keys")
     if waiting:
         problems.append(f"cache has {waiting} followers waiting on a leader")
+    calls = runtime.calls_in_flight()
+    if calls:
+        named = ", ".join(f"{t}.{o} x{n}" for (t, o), n in sorted(calls.items()))
+        count = sum(calls.values())
+        problems.append(f"{count} tool calls started and have not finished: {named}")
     if runtime.running_pipelines:
         problems.append(f"{runtime.running_pipelines} pipeline runs are in progress")
     return problems
@@ -82,9 +89,10 @@ async def quiescence_violations(runtime: Runtime, *, settle: float = 0.05) -> li
 async def assert_quiescent(runtime: Runtime, *, settle: float = 0.05) -> None:
     """Raise ``AssertionError`` listing every violation if ``runtime`` is not at rest.
 
-    Checks: no deferred replies and empty mailboxes in every running actor, no in-flight
-    single-flight entry and no waiting follower in the cache, no pipeline run in progress.
-    Call it from the task that owns the runtime, after the work under test has ended.
+    Checks: no tool call started and not finished, no deferred replies and empty
+    mailboxes in every running actor, no in-flight single-flight entry and no waiting
+    follower in the cache, no pipeline run in progress.  It must be awaited; call it
+    from the task that owns the runtime, after the work under test has ended.
     """
     problems = await quiescence_violations(runtime, settle=settle)
     if problems:

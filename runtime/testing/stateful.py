@@ -32,11 +32,18 @@ Subclasses add rules and invariants of their own, and may override the hooks
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    ExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 from typing import Any, ClassVar, TypeVar
 
 import anyio
+import attrs
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
@@ -44,18 +51,28 @@ from runtime.cache.service import CacheReport
 from runtime.cache.store import CacheCounters
 from runtime.config import RuntimeConfig
 from runtime.pipeline import Pipeline, PipelineResult
-from runtime.runtime import Runtime
-from runtime.testing.clock import virtual_time_backend_options
+from runtime.runtime import Runtime, RuntimeHealth
+from runtime.testing.clock import PortalTime
 from runtime.testing.fakes import ScriptedTool
 from runtime.testing.runtime import open_test_runtime
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
 
-__all__ = ["BACKEND_ENV", "RuntimeStateMachine"]
+__all__ = ["BACKEND_ENV", "IdleSnapshot", "RuntimeStateMachine"]
 
 T = TypeVar("T")
 
 BACKEND_ENV = "RUNTIME_TEST_BACKEND"
 """Environment variable naming the backend when the class does not (default ``trio``)."""
+
+
+@attrs.frozen(slots=True)
+class IdleSnapshot:
+    """The runtime as the idle invariants see it after a step."""
+
+    health: RuntimeHealth
+    cache: CacheReport | None
+    calls: Mapping[tuple[str, str], int]
+    pipelines: int
 
 
 class RuntimeStateMachine(RuleBasedStateMachine):
@@ -75,21 +92,25 @@ class RuntimeStateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.cross_tenant_answers: list[str] = []
+        self._idle_snapshot: IdleSnapshot | None = None
         self.answers_checked = 0
         self.registry = self.make_registry()
         self._stack = ExitStack()
         backend = self.backend_name()
-        options = virtual_time_backend_options(backend) if self.virtual_time else {}
+        self._time = PortalTime(backend) if self.virtual_time else None
+        options = self._time.backend_options() if self._time is not None else {}
         try:
             self.portal: BlockingPortal = self._stack.enter_context(
                 start_blocking_portal(backend, options)
             )
+            # Once the runtime has stopped, tasks a rule left in the portal are cancelled:
+            # a hang there must fail an invariant, not freeze the teardown.
+            self._stack.callback(self.portal.call, self.portal.stop, True)
+            runtime = open_test_runtime(
+                self.registry, self.make_config(), seed=self.seed, check_quiescent=False
+            )
             self.runtime: Runtime = self._stack.enter_context(
-                self.portal.wrap_async_context_manager(
-                    open_test_runtime(
-                        self.registry, self.make_config(), seed=self.seed, check_quiescent=False
-                    )
-                )
+                self.portal.wrap_async_context_manager(self._in_time(runtime))
             )
         except BaseException:
             self._stack.close()
@@ -132,13 +153,36 @@ class RuntimeStateMachine(RuleBasedStateMachine):
     # -- helpers for rules --------------------------------------------------------------------
 
     def run(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``await function(*args)`` in the runtime's loop, bounded by ``call_timeout``."""
+        """Run ``await function(*args)`` in the runtime's loop, bounded by ``call_timeout``.
+
+        Virtual time moves only while such a call runs (and in :meth:`advance`): between
+        rules the loop waits for the next call and its clock stands still.
+        """
+        self._idle_snapshot = None  # whatever ran may have changed what it shows
         result: T = self.portal.call(self._bounded, function, args)
         return result
 
     async def _bounded(self, function: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
-        with anyio.fail_after(self.call_timeout):
+        with self._time_moves(), anyio.fail_after(self.call_timeout):
             return await function(*args)
+
+    def _time_moves(self) -> AbstractContextManager[None]:
+        return self._time.running() if self._time is not None else nullcontext()
+
+    @asynccontextmanager
+    async def _in_time(self, manager: AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+        # Starting and stopping the runtime may wait on timers too.
+        with self._time_moves():
+            value = await manager.__aenter__()
+        try:
+            yield value
+        except BaseException as exc:
+            with self._time_moves():
+                if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
+                    raise
+        else:
+            with self._time_moves():
+                await manager.__aexit__(None, None, None)
 
     def execute(
         self,
@@ -232,7 +276,12 @@ class RuntimeStateMachine(RuleBasedStateMachine):
 
         Not bounded by :attr:`call_timeout`: a TTL of a day is a day.
         """
-        self.portal.call(anyio.sleep, seconds)
+        self._idle_snapshot = None
+        self.portal.call(self._sleep, seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        with self._time_moves():
+            await anyio.sleep(seconds)
 
     def cache_stats(self) -> CacheReport:
         if self.runtime.cache is None:
@@ -249,32 +298,64 @@ class RuntimeStateMachine(RuleBasedStateMachine):
 
     # -- built-in invariants ------------------------------------------------------------------
 
+    def check_invariants(self, *args: Any, **kwargs: Any) -> None:
+        # One snapshot of the runtime per check (one portal round trip), not one per
+        # invariant: hypothesis calls this after every step.
+        self._idle_snapshot = None
+        super().check_invariants(*args, **kwargs)
+
+    def idle_snapshot(self) -> IdleSnapshot:
+        """What the idle invariants read, taken in the runtime's loop once per step."""
+        if self._idle_snapshot is None:
+            self._idle_snapshot = self.portal.call(self._take_snapshot)
+        return self._idle_snapshot
+
+    async def _take_snapshot(self) -> IdleSnapshot:
+        runtime = self.runtime
+        report = await runtime.cache.stats() if runtime.cache is not None else None
+        return IdleSnapshot(
+            runtime.health(), report, runtime.calls_in_flight(), runtime.running_pipelines
+        )
+
     @invariant()
     def no_leaked_waiters(self) -> None:
         if not self.is_idle():
             return
-        # Read in the loop's own thread: actor state belongs to it.
-        health = self.portal.call(self.runtime.health)
-        for name, stats in health.actors.items():
+        snapshot = self.idle_snapshot()
+        for name, stats in snapshot.health.actors.items():
             assert stats.deferred_replies == 0, (
                 f"actor {name!r} holds {stats.deferred_replies} deferred replies while idle"
             )
-        if self.runtime.cache is not None:
-            waiting = self.cache_stats().snapshot.waiting_followers
+        if snapshot.cache is not None:
+            waiting = snapshot.cache.snapshot.waiting_followers
             assert waiting == 0, f"{waiting} cache followers wait while idle"
 
     @invariant()
-    def single_flight_empty(self) -> None:
-        if not self.is_idle() or self.runtime.cache is None:
+    def nothing_in_flight(self) -> None:
+        if not self.is_idle():
             return
-        in_flight = self.cache_stats().snapshot.in_flight
+        snapshot = self.idle_snapshot()
+        calls = ", ".join(f"{t}.{o} x{n}" for (t, o), n in sorted(snapshot.calls.items()))
+        assert not calls, f"tool calls started and not finished while idle: {calls}"
+        assert snapshot.pipelines == 0, f"{snapshot.pipelines} pipeline runs while idle"
+
+    @invariant()
+    def single_flight_empty(self) -> None:
+        if not self.is_idle():
+            return
+        report = self.idle_snapshot().cache
+        if report is None:
+            return
+        in_flight = report.snapshot.in_flight
         assert in_flight == 0, f"{in_flight} keys are in flight while idle"
 
     @invariant()
     def cache_stats_add_up(self) -> None:
-        if not self.is_idle() or self.runtime.cache is None:
+        if not self.is_idle():
             return
-        report = self.cache_stats()
+        report = self.idle_snapshot().cache
+        if report is None:
+            return
         l2_hits: int = getattr(report, "l2_hits", 0)
         for key, tool in self.scripted_tools().items():
             counters = report.snapshot.store.by_operation.get(key, CacheCounters())
