@@ -343,8 +343,10 @@ class CacheStore(Generic[V]):
             return MISS
         if lfu is None:
             self._entries.move_to_end(key.digest)
+        elif entry.region is lfu.probation:
+            lfu.touch(entry)  # a promotion
         else:
-            lfu.touch(entry)
+            entry.region.move_to_end(key.digest)
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 
@@ -363,7 +365,10 @@ class CacheStore(Generic[V]):
             self._entries.move_to_end(digest)
         else:
             lfu.sketch.increment(digest)
-            lfu.touch(entry)
+            if entry.region is lfu.probation:
+                lfu.touch(entry)  # a promotion
+            else:
+                entry.region.move_to_end(digest)
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 

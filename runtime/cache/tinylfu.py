@@ -123,27 +123,18 @@ class TinyLfuRegions(Generic[E]):
         """Choose and remove the entry that leaves to make room (the store is not empty)."""
         window = self.window
         main = self.probation or self.protected
-        if not window:
-            _, victim = main.popitem(last=False)
-            victim.region = None
-            return victim
-        candidate = next(iter(window.values()))
-        if not main:
-            return self._evict_from(window)
-        victim = next(iter(main.values()))
-        frequency = self.sketch.frequency
-        if frequency(candidate.digest) > frequency(victim.digest):
-            leaving = self._evict_from(main)
-            del window[candidate.digest]
-            self.probation[candidate.digest] = candidate
-            candidate.region = self.probation
-            candidate.group.admitted += 1
-            return leaving
-        candidate.group.rejected_by_frequency += 1
-        return self._evict_from(window)
-
-    @staticmethod
-    def _evict_from(region: OrderedDict[bytes, E]) -> E:
-        _, leaving = region.popitem(last=False)
+        if window and main:
+            frequency = self.sketch.frequency
+            if frequency(next(iter(window))) > frequency(next(iter(main))):
+                _, leaving = main.popitem(last=False)
+                _, candidate = window.popitem(last=False)
+                self.probation[candidate.digest] = candidate
+                candidate.region = self.probation
+                candidate.group.admitted += 1
+            else:
+                _, leaving = window.popitem(last=False)
+                leaving.group.rejected_by_frequency += 1
+        else:
+            _, leaving = (window or main).popitem(last=False)
         leaving.region = None
         return leaving
