@@ -354,7 +354,9 @@ async def open_runtime(
             if config.cache.redis is not None:
                 settings = redis_settings(config.cache.redis)
                 l2 = await stack.enter_async_context(RedisTier.open(settings))
-            cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
+            cache_actor = CacheActor(
+                config.cache.max_entries, config.cache.max_bytes, config.cache.policy
+            )
             cache = ResultCacheService(cache_actor, config.cache, l2=l2)
             actors.append(cache_actor)
         selector: SelectorActor | None = None
