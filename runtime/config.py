@@ -244,11 +244,16 @@ class RedisConfig:
 
 @attrs.frozen(slots=True)
 class CacheConfig:
-    """The result cache: limits, TTL per (tool, operation), what is not part of a key."""
+    """The result cache: limits, TTL per (tool, operation), what is not part of a key.
+
+    ``policy`` chooses what the in-process store evicts and admits: ``tinylfu`` (W-TinyLFU,
+    frequency-aware, scan-resistant) or ``lru`` (plain least recently used).
+    """
 
     enabled: bool = True
     max_entries: EntryCount = 10_000
     max_bytes: ByteCount = 64 * 1024 * 1024
+    policy: Literal["tinylfu", "lru"] = "tinylfu"
     default_ttl: Seconds = 300.0
     ttl: dict[str, dict[str, Seconds]] = attrs.field(
         factory=lambda: _merge_ttls({}), converter=_merge_ttls

@@ -370,7 +370,9 @@ async def open_runtime(
             if config.cache.redis is not None:
                 settings = redis_settings(config.cache.redis)
                 l2 = await stack.enter_async_context(RedisTier.open(settings))
-            cache_actor = CacheActor(config.cache.max_entries, config.cache.max_bytes)
+            cache_actor = CacheActor(
+                config.cache.max_entries, config.cache.max_bytes, config.cache.policy
+            )
             if l2 is not None and l2.settings.shared_flight:
                 flights = SharedFlights(l2)
             cache = ResultCacheService(

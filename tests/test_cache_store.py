@@ -19,6 +19,7 @@ from hypothesis.stateful import (
 )
 
 from runtime.cache import MISS, CacheCounters, CacheKey, CacheStore, freeze, make_key, thaw
+from runtime.cache.store import POLICIES, Policy
 
 TENANTS = ("A", "B")
 TOOLS = ("CI", "METRIC")
@@ -63,23 +64,47 @@ class Model:
         self.recency.remove(digest)
         return self.entries.pop(digest)
 
+    # -- the policy's hooks (LRU here; W-TinyLFU in test_cache_tinylfu.py) --
+
+    def order(self) -> list[bytes]:
+        """Every stored digest in policy order (what live_entries reports)."""
+        return list(self.recency)
+
+    def lookup(self, digest: bytes) -> None:
+        """Every get, hit or miss (W-TinyLFU counts it)."""
+
+    def touch(self, digest: bytes) -> None:
+        self.recency.remove(digest)
+        self.recency.append(digest)
+
+    def region_of(self, digest: bytes) -> str | None:
+        return None
+
+    def place(self, digest: bytes, region: str | None) -> None:
+        self.recency.append(digest)
+
+    def evict_one(self) -> None:
+        victim_key, *_ = self.remove(self.recency[0])
+        self.count(victim_key, "evictions")
+
     def bytes_used(self) -> int:
         return sum(size for _, _, size, _, _ in self.entries.values())
 
     def live(self, now: float) -> list[tuple[CacheKey, object, int, float]]:
         result = []
-        for digest in self.recency:
+        for digest in self.order():
             k, value, size, expires, _ = self.entries[digest]
             if now < expires:
                 result.append((k, value, size, expires))
         return result
 
     def expire_all(self, now: float) -> None:
-        for digest in [d for d in self.recency if now >= self.entries[d][3]]:
+        for digest in [d for d in self.order() if now >= self.entries[d][3]]:
             k, *_ = self.remove(digest)
             self.count(k, "expirations")
 
     def get(self, k: CacheKey, now: float) -> object:
+        self.lookup(k.digest)
         found = self.entries.get(k.digest)
         if found is None:
             self.count(k, "misses")
@@ -89,12 +114,12 @@ class Model:
             self.count(k, "expirations")
             self.count(k, "misses")
             return MISS
-        self.recency.remove(k.digest)
-        self.recency.append(k.digest)
+        self.touch(k.digest)
         self.count(k, "hits")
         return found[1]
 
     def put(self, k: CacheKey, value: object, size: int, ttl: float, now: float) -> bool:
+        region = self.region_of(k.digest)
         if k.digest in self.entries:
             _, _, _, expires, _ = self.remove(k.digest)
             if now >= expires:
@@ -111,17 +136,15 @@ class Model:
         if full():
             self.expire_all(now)
         while full():
-            victim = self.recency[0]
-            victim_key, *_ = self.remove(victim)
-            self.count(victim_key, "evictions")
+            self.evict_one()
         self.entries[k.digest] = (k, value, size, now + ttl, ttl)
-        self.recency.append(k.digest)
+        self.place(k.digest, region)
         self.count(k, "fills")
         return True
 
     def invalidate_where(self, doomed: Any, now: float) -> int:
         removed = 0
-        for digest in [d for d in self.recency if doomed(self.entries[d][0])]:
+        for digest in [d for d in self.order() if doomed(self.entries[d][0])]:
             k, _, _, expires, _ = self.remove(digest)
             if now >= expires:
                 self.count(k, "expirations")
@@ -150,6 +173,8 @@ def nonzero(
                 "bypasses",
                 "coalesced",
                 "rejected_oversize",
+                "admitted",
+                "rejected_by_frequency",
             )
             if getattr(snapshot, name)
         }
@@ -168,7 +193,17 @@ def model_nonzero(model: Model) -> dict[tuple[str, str], dict[str, int]]:
 
 
 class StoreMachine(RuleBasedStateMachine):
-    """Random get / put / time / invalidate / clear sequences: the store agrees with Model."""
+    """Random get / put / time / invalidate / clear sequences: the store agrees with Model.
+
+    Subclasses run the same rules on another policy (``POLICY``, ``make_model``)."""
+
+    POLICY: Policy = "lru"
+
+    def make_model(self, max_entries: int, max_bytes: int | None) -> Model:
+        return Model(max_entries, max_bytes)
+
+    def ttl(self, drawn: float) -> float:
+        return drawn
 
     def __init__(self) -> None:
         super().__init__()
@@ -181,8 +216,10 @@ class StoreMachine(RuleBasedStateMachine):
         sweep_batch=st.integers(0, 3),
     )
     def setup(self, max_entries: int, max_bytes: int | None, sweep_batch: int) -> None:
-        self.store: CacheStore[object] = CacheStore(max_entries, max_bytes, sweep_batch=sweep_batch)
-        self.model = Model(max_entries, max_bytes)
+        self.store: CacheStore[object] = CacheStore(
+            max_entries, max_bytes, sweep_batch=sweep_batch, policy=self.POLICY
+        )
+        self.model = self.make_model(max_entries, max_bytes)
 
     @rule(k=st.sampled_from(KEYS))
     def get(self, k: CacheKey) -> None:
@@ -199,6 +236,7 @@ class StoreMachine(RuleBasedStateMachine):
     def _put(self, k: CacheKey, size: int, ttl: float) -> None:
         self.next_value += 1
         value = ("v", self.next_value)
+        ttl = self.ttl(ttl)
         stored = self.store.put(k, value, size=size, ttl=ttl, now=self.now)
         assert stored == self.model.put(k, value, size, ttl, self.now)
 
@@ -307,7 +345,7 @@ TestStoreAgainstModel = StoreMachine.TestCase
 
 
 def test_eviction_is_least_recently_used_not_first_created() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=2)
+    store: CacheStore[str] = CacheStore(max_entries=2, policy="lru")
     a, b, c = key(i=0), key(i=1), key(i=2)
     store.put(a, "a", size=1, ttl=60, now=0)
     store.put(b, "b", size=1, ttl=60, now=1)
@@ -320,20 +358,22 @@ def test_eviction_is_least_recently_used_not_first_created() -> None:
     assert store.stats().total.evictions == 1
 
 
-def test_expired_entry_is_reclaimed_before_a_live_one_is_evicted() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=2, sweep_batch=0)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_expired_entry_is_reclaimed_before_a_live_one_is_evicted(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=2, sweep_batch=0, policy=policy)
     short, long_, new = key(i=0), key(i=1), key(i=2)
     store.put(short, "short", size=1, ttl=1, now=0)
     store.put(long_, "long", size=1, ttl=100, now=0)
     assert store.get(long_, now=0.5) == "long"  # short is now the LRU one, but...
     store.put(new, "new", size=1, ttl=100, now=5)  # ...it has expired by now
-    assert [e.value for e in store.live_entries(now=5)] == ["long", "new"]
+    assert sorted(e.value for e in store.live_entries(now=5)) == ["long", "new"]
     stats = store.stats().total
     assert (stats.evictions, stats.expirations) == (0, 1)
 
 
-def test_expired_entries_do_not_hold_byte_capacity() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=100, max_bytes=10, sweep_batch=0)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_expired_entries_do_not_hold_byte_capacity(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=100, max_bytes=10, sweep_batch=0, policy=policy)
     store.put(key(i=0), "x", size=6, ttl=1, now=0)
     store.put(key(i=1), "live", size=3, ttl=100, now=0)
     store.put(key(i=2), "y", size=6, ttl=100, now=2)
@@ -343,8 +383,9 @@ def test_expired_entries_do_not_hold_byte_capacity() -> None:
     assert store.bytes_used == 9
 
 
-def test_reput_of_an_existing_key_never_evicts_another_entry() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=2, max_bytes=10)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_reput_of_an_existing_key_never_evicts_another_entry(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=2, max_bytes=10, policy=policy)
     a, b = key(i=0), key(i=1)
     store.put(a, "a1", size=5, ttl=60, now=0)
     store.put(b, "b1", size=5, ttl=60, now=0)
@@ -356,7 +397,7 @@ def test_reput_of_an_existing_key_never_evicts_another_entry() -> None:
 
 
 def test_reput_refreshes_value_ttl_and_recency() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=2)
+    store: CacheStore[str] = CacheStore(max_entries=2, policy="lru")
     a, b, c = key(i=0), key(i=1), key(i=2)
     store.put(a, "a1", size=1, ttl=2, now=0)
     store.put(b, "b", size=1, ttl=60, now=0)
@@ -368,8 +409,9 @@ def test_reput_refreshes_value_ttl_and_recency() -> None:
 
 
 @pytest.mark.parametrize("empty", [[], {}, "", 0, None, ()])
-def test_empty_results_are_stored_and_hit(empty: object) -> None:
-    store: CacheStore[Any] = CacheStore(max_entries=4)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_empty_results_are_stored_and_hit(empty: object, policy: Policy) -> None:
+    store: CacheStore[Any] = CacheStore(max_entries=4, policy=policy)
     k = key()
     stored = freeze(empty)
     assert store.put(k, stored, size=len(stored), ttl=60, now=0)
@@ -379,8 +421,11 @@ def test_empty_results_are_stored_and_hit(empty: object) -> None:
     assert store.stats().total.hits == 1
 
 
-def test_a_value_larger_than_max_bytes_is_not_stored_and_supersedes_the_old_one() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=4, max_bytes=10)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_value_larger_than_max_bytes_is_not_stored_and_supersedes_the_old_one(
+    policy: Policy,
+) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=4, max_bytes=10, policy=policy)
     k, other = key(i=0), key(i=1)
     store.put(other, "other", size=4, ttl=60, now=0)
     store.put(k, "small", size=4, ttl=60, now=0)
@@ -390,20 +435,22 @@ def test_a_value_larger_than_max_bytes_is_not_stored_and_supersedes_the_old_one(
     assert store.stats().total.rejected_oversize == 1
 
 
-def test_a_growing_replacement_evicts_only_as_much_as_max_bytes_needs() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=4, max_bytes=10)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_growing_replacement_evicts_only_as_much_as_max_bytes_needs(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=4, max_bytes=10, policy=policy)
     a, b, c = key(i=0), key(i=1), key(i=2)
     store.put(a, "a", size=3, ttl=60, now=0)
     store.put(b, "b", size=3, ttl=60, now=0)
     store.put(c, "c", size=3, ttl=60, now=0)
     store.put(c, "C", size=6, ttl=60, now=1)  # needs 2 more bytes than free: evict a only
-    assert [e.value for e in store.live_entries(now=1)] == ["b", "C"]
+    assert sorted(e.value for e in store.live_entries(now=1)) == ["C", "b"]
     assert store.bytes_used == 9
 
 
 @pytest.mark.parametrize("ttl", [0, -1, math.nan])
-def test_put_refuses_a_non_positive_ttl(ttl: float) -> None:
-    store: CacheStore[str] = CacheStore(max_entries=4)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_put_refuses_a_non_positive_ttl(ttl: float, policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=4, policy=policy)
     with pytest.raises(ValueError, match="ttl"):
         store.put(key(), "v", size=1, ttl=ttl, now=0)
 
@@ -411,13 +458,15 @@ def test_put_refuses_a_non_positive_ttl(ttl: float) -> None:
 @pytest.mark.parametrize(
     ("max_entries", "max_bytes"), [(0, None), (-1, None), (True, None), (1, 0), (1, 1.5)]
 )
-def test_limits_are_validated(max_entries: Any, max_bytes: Any) -> None:
+@pytest.mark.parametrize("policy", POLICIES)
+def test_limits_are_validated(max_entries: Any, max_bytes: Any, policy: Policy) -> None:
     with pytest.raises(ValueError, match="max_"):
-        CacheStore(max_entries, max_bytes)
+        CacheStore(max_entries, max_bytes, policy=policy)
 
 
-def test_ttl_boundary_is_exclusive() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=4)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_ttl_boundary_is_exclusive(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=4, policy=policy)
     store.put(key(), "v", size=1, ttl=10, now=0)
     assert store.get(key(), now=9.999) == "v"
     assert store.get(key(), now=10) is MISS
@@ -425,8 +474,9 @@ def test_ttl_boundary_is_exclusive() -> None:
     assert (totals.hits, totals.misses, totals.expirations) == (1, 1, 1)
 
 
-def test_tenants_are_separate_entries_and_invalidate_separately() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=8)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_tenants_are_separate_entries_and_invalidate_separately(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=8, policy=policy)
     params = {"q": "web"}
     ka, kb = make_key("A", "CI", "search", params), make_key("B", "CI", "search", params)
     store.put(ka, "for A", size=1, ttl=60, now=0)
@@ -437,8 +487,9 @@ def test_tenants_are_separate_entries_and_invalidate_separately() -> None:
     assert store.get(kb, now=1) == "for B"
 
 
-def test_statistics_are_per_operation_and_total_and_immutable() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=8)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_statistics_are_per_operation_and_total_and_immutable(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=8, policy=policy)
     ci, metric = key(tool="CI", op="search"), key(tool="METRIC", op="get")
     store.put(ci, "v", size=1, ttl=60, now=0)
     store.get(ci, now=0)
@@ -459,7 +510,7 @@ def test_statistics_are_per_operation_and_total_and_immutable() -> None:
 
 
 def test_peek_touches_neither_recency_nor_statistics() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=2)
+    store: CacheStore[str] = CacheStore(max_entries=2, policy="lru")
     a, b, c = key(i=0), key(i=1), key(i=2)
     store.put(a, "a", size=1, ttl=60, now=0)
     store.put(b, "b", size=1, ttl=60, now=0)
@@ -471,8 +522,9 @@ def test_peek_touches_neither_recency_nor_statistics() -> None:
     assert (totals.hits, totals.misses) == (0, 0)
 
 
-def test_puts_sweep_a_bounded_number_of_expired_entries_in_passing() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=100, sweep_batch=2)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_puts_sweep_a_bounded_number_of_expired_entries_in_passing(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=100, sweep_batch=2, policy=policy)
     for i in range(10):
         store.put(make_key("A", "CI", "search", {"i": i}), "v", size=1, ttl=1, now=0)
     stored = len(store)
@@ -486,8 +538,9 @@ class _Payload:
     pass
 
 
-def test_removed_entries_release_their_values_at_once() -> None:
-    store: CacheStore[_Payload] = CacheStore(max_entries=1, sweep_batch=0)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_removed_entries_release_their_values_at_once(policy: Policy) -> None:
+    store: CacheStore[_Payload] = CacheStore(max_entries=1, sweep_batch=0, policy=policy)
     payload = _Payload()
     ref = weakref.ref(payload)
     store.put(key(i=0), payload, size=1, ttl=1000, now=0)
@@ -497,16 +550,18 @@ def test_removed_entries_release_their_values_at_once() -> None:
     assert ref() is None  # not kept alive by the expiry index
 
 
-def test_expiry_index_stays_proportional_to_live_entries() -> None:
-    store: CacheStore[int] = CacheStore(max_entries=10)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_expiry_index_stays_proportional_to_live_entries(policy: Policy) -> None:
+    store: CacheStore[int] = CacheStore(max_entries=10, policy=policy)
     for i in range(5000):
         store.put(make_key("A", "CI", "search", {"i": i}), i, size=1, ttl=1e9, now=i)
     indexed = sum(len(queue) for queue in store._queues.values())
     assert indexed <= 2 * len(store) + 1025
 
 
-def test_time_going_backwards_on_put_is_clamped() -> None:
-    store: CacheStore[str] = CacheStore(max_entries=4)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_time_going_backwards_on_put_is_clamped(policy: Policy) -> None:
+    store: CacheStore[str] = CacheStore(max_entries=4, policy=policy)
     store.put(key(i=0), "a", size=1, ttl=10, now=100)
     store.put(key(i=1), "b", size=1, ttl=10, now=50)  # treated as now=100
     assert [e.expires for e in store.live_entries(now=100)] == [110, 110]
@@ -515,7 +570,7 @@ def test_time_going_backwards_on_put_is_clamped() -> None:
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(1, 20)), max_size=60))
 @settings(max_examples=60)
 def test_lru_order_matches_a_recency_list(ops: list[tuple[int, int]]) -> None:
-    store: CacheStore[int] = CacheStore(max_entries=8)
+    store: CacheStore[int] = CacheStore(max_entries=8, policy="lru")
     recency: list[int] = []
     for i, action in ops:
         k = make_key("A", "CI", "get", {"i": i})

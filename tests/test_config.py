@@ -59,6 +59,7 @@ def test_durations(text: Any, seconds: float) -> None:
         ({"cache": {"ttl": {"METRIC": {"series": "soon"}}}}, "cache.ttl.METRIC.series", "500ms"),
         ({"cache": {"max_entries": -1}}, "cache.max_entries", "positive integer"),
         ({"cache": {"max_bytes": "big"}}, "cache.max_bytes", "integer"),
+        ({"cache": {"policy": "fifo"}}, "cache.policy", "'tinylfu', 'lru'"),
         ({"cache": {"enabled": "yes"}}, "cache.enabled", "true or false"),
         ({"cache": {"colour": "red"}}, "cache.colour", "unknown key"),
         ({"chache": {}}, "chache", "unknown key"),

@@ -48,7 +48,7 @@ import attrs
 from runtime._loop import Clock, loop_clock
 from runtime.actor import DEFER, Actor, ReplySlot
 from runtime.cache.keys import CacheKey
-from runtime.cache.store import MISS, CacheStats, CacheStore
+from runtime.cache.store import MISS, CacheStats, CacheStore, Policy
 from runtime.cache.values import StoredValue
 from runtime.tools import ToolResult
 
@@ -180,11 +180,12 @@ class _Flight:
 class CacheActor(Actor[Any]):
     """Owns a :class:`CacheStore` and the single-flight table; see the module docstring."""
 
-    def __init__(self, max_entries: int, max_bytes: int | None) -> None:
+    def __init__(self, max_entries: int, max_bytes: int | None, policy: Policy = "tinylfu") -> None:
         super().__init__("cache", mailbox_size=math.inf)
         self._max_entries = max_entries
         self._max_bytes = max_bytes
-        self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes)
+        self._policy: Policy = policy
+        self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes, policy=policy)
         self._flights: dict[bytes, _Flight] = {}
         self._epoch = 0
         self._leases = 0  # never reset: a lease from before a restart matches no flight
@@ -193,7 +194,7 @@ class CacheActor(Actor[Any]):
     def on_start(self) -> None:
         self._now = loop_clock()  # bound once in the loop the actor runs in
         # A restart begins empty: after a crash nothing in the old state is trusted.
-        self._store = CacheStore(self._max_entries, self._max_bytes)
+        self._store = CacheStore(self._max_entries, self._max_bytes, policy=self._policy)
         self._flights = {}
         self._epoch += 1
 

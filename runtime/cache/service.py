@@ -174,6 +174,7 @@ class CacheReport:
         total = self.snapshot.store.total
         return {
             "hit_rate": round(self.hit_rate, 4),
+            "policy": self.snapshot.store.policy,
             "entries": self.snapshot.store.entries,
             "bytes_used": self.snapshot.store.bytes_used,
             "in_flight": self.snapshot.in_flight,

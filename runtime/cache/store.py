@@ -1,4 +1,4 @@
-"""The cache's functional core: an LRU + per-entry-TTL store with statistics.
+"""The cache's functional core: a W-TinyLFU (or LRU) + per-entry-TTL store with statistics.
 
 Pure and synchronous: no I/O, no clock.  Every method that needs the time takes ``now``
 (``anyio.current_time()`` in the actor, any number in tests); ``now`` must not go backwards.
@@ -7,7 +7,11 @@ told each entry's size; it never looks inside a value.
 
 Design, and why:
 
-- **Recency** lives in one ``OrderedDict`` keyed by the key's digest: a hit is a C-level
+- **Policy.**  ``policy="tinylfu"`` (the default) evicts and admits as W-TinyLFU
+  (:mod:`runtime.cache.tinylfu`: window, probation and protected regions, a frequency
+  sketch that counts every ``get``/``get_live`` lookup); ``policy="lru"`` is plain LRU,
+  described next.  Everything else below holds for both.
+- **Recency** (LRU) lives in one ``OrderedDict`` keyed by the key's digest: a hit is a C-level
   ``move_to_end`` and an eviction is ``popitem(last=False)``, both O(1).  (A plain ``dict``
   re-insertion trick is O(1) for hits, but popping the *oldest* entry of a dict scans over
   the holes left by earlier deletions, so eviction-heavy loads degrade badly.)  The original
@@ -28,15 +32,17 @@ Design, and why:
   question "is there anything to reclaim?".
 - **Dead entries never hold capacity.**  When a put needs room, expired entries are
   reclaimed first, one at a time until the new entry fits; a live entry is evicted (least
-  recently used first) only when no expired entry is left.  Independently, every put sweeps
-  a bounded number of expired entries (``sweep_batch``), so memory is reclaimed even when
-  the store is not full, and an expired entry that is touched (``get``) is reclaimed then.
-- **Re-putting a key** replaces its entry (the new one is most recently used) and never
-  evicts another entry to make room *in count*.  If the replacement is larger than the
-  entry it replaces and the byte budget would overflow, expired entries and then the least
-  recently used others are removed until it fits: ``max_bytes`` is a hard limit.  A value
-  larger than ``max_bytes`` is never stored (counted ``rejected_oversize``); it still
-  supersedes an older entry for the same key, which is dropped.
+  recently used first, or W-TinyLFU's choice) only when no expired entry is left.
+  Independently, every put sweeps a bounded number of expired entries (``sweep_batch``),
+  so memory is reclaimed even when the store is not full, and an expired entry that is
+  touched (``get``) is reclaimed then.
+- **Re-putting a key** replaces its entry (the new one is most recently used, in its
+  predecessor's W-TinyLFU region) and never evicts another entry to make room *in
+  count*.  If the replacement is larger than the entry it replaces and the byte budget
+  would overflow, expired entries and then the policy's victims are removed until it
+  fits: ``max_bytes`` is a hard limit.  A value larger than ``max_bytes`` is never
+  stored (counted ``rejected_oversize``); it still supersedes an older entry for the same
+  key, which is dropped.
 - **Statistics** are kept per (tool type, operation) in small mutable counters owned by the
   store; each entry points at its counters, so a hit costs one attribute increment.  Totals
   are summed when a snapshot is taken.  ``stats()`` returns an immutable snapshot.
@@ -44,7 +50,9 @@ Design, and why:
   *expiration*, whichever path removed it (touch, sweep, re-put, invalidation, clear), so the
   counts do not depend on when the sweep happened to run.  A live entry removed by
   invalidation or ``clear`` counts as an *invalidation*; one removed to make room counts as
-  an *eviction*.  An entry is live while ``now < expires``.
+  an *eviction* (a W-TinyLFU candidate that lost on frequency is also counted
+  ``rejected_by_frequency``; one that entered main, ``admitted``).  An entry is live while
+  ``now < expires``.
 - ``misses`` counts lookups that found no live entry.  The actor reports coalesced followers
   (``record_coalesced``) and bypasses (``record_bypass``): a coalesced follower is also a
   miss, so tool executions for a key are ``misses - coalesced``.
@@ -57,13 +65,26 @@ import math
 import types
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 import attrs
 
 from runtime.cache.keys import CacheKey
+from runtime.cache.tinylfu import TinyLfuRegions
 
-__all__ = ["MISS", "CacheCounters", "CacheEntry", "CacheStats", "CacheStore", "Miss"]
+__all__ = [
+    "MISS",
+    "POLICIES",
+    "CacheCounters",
+    "CacheEntry",
+    "CacheStats",
+    "CacheStore",
+    "Miss",
+    "Policy",
+]
+
+Policy = Literal["tinylfu", "lru"]
+POLICIES: Final[tuple[Policy, ...]] = ("tinylfu", "lru")
 
 V = TypeVar("V")
 
@@ -88,6 +109,7 @@ class _Counters:
     """Mutable per-(tool type, operation) counters, owned by the store."""
 
     __slots__ = (
+        "admitted",
         "bypasses",
         "coalesced",
         "evictions",
@@ -97,6 +119,7 @@ class _Counters:
         "invalidations",
         "misses",
         "operation",
+        "rejected_by_frequency",
         "rejected_oversize",
         "tool_type",
     )
@@ -113,6 +136,8 @@ class _Counters:
         self.bypasses = 0
         self.coalesced = 0
         self.rejected_oversize = 0
+        self.admitted = 0
+        self.rejected_by_frequency = 0
 
     def freeze(self) -> CacheCounters:
         return CacheCounters(
@@ -125,13 +150,15 @@ class _Counters:
             bypasses=self.bypasses,
             coalesced=self.coalesced,
             rejected_oversize=self.rejected_oversize,
+            admitted=self.admitted,
+            rejected_by_frequency=self.rejected_by_frequency,
         )
 
 
 class _Entry(Generic[V]):
     """One stored value.  Mutable only so that a removed entry can drop its value."""
 
-    __slots__ = ("digest", "expires", "group", "size", "tenant", "ttl", "value")
+    __slots__ = ("digest", "expires", "group", "region", "size", "tenant", "ttl", "value")
 
     def __init__(
         self,
@@ -150,6 +177,7 @@ class _Entry(Generic[V]):
         self.digest = digest
         self.tenant = tenant
         self.group = group
+        self.region: Any = None  # W-TinyLFU: the region holding it
 
 
 @attrs.frozen(slots=True)
@@ -158,6 +186,9 @@ class CacheCounters:
 
     ``misses`` includes coalesced followers; ``fills`` counts values stored;
     ``invalidations`` counts live entries removed by invalidation or ``clear``.
+    W-TinyLFU only: ``admitted`` counts entries that moved from the window to the main
+    region, ``rejected_by_frequency`` window entries evicted because main's victim was
+    asked for at least as often (they are evictions too).
     """
 
     hits: int = 0
@@ -169,6 +200,8 @@ class CacheCounters:
     bypasses: int = 0
     coalesced: int = 0
     rejected_oversize: int = 0
+    admitted: int = 0
+    rejected_by_frequency: int = 0
 
     @property
     def lookups(self) -> int:
@@ -196,6 +229,7 @@ class CacheStats:
     bytes_used: int
     max_entries: int
     max_bytes: int | None
+    policy: Policy = "tinylfu"
 
     @property
     def hit_rate(self) -> float:
@@ -231,11 +265,12 @@ class CacheEntry(Generic[V]):
 
 
 class CacheStore(Generic[V]):
-    """LRU + per-entry TTL store of stored values ``V``, bounded by count and bytes.
+    """W-TinyLFU or LRU + per-entry TTL store of stored values ``V``, bounded by count and bytes.
 
     ``max_entries`` bounds the number of entries, ``max_bytes`` (``None``: unbounded) the sum
     of their sizes.  ``sweep_batch`` is how many expired entries each put reclaims at most
-    in passing.  See the module docstring for the semantics.
+    in passing.  ``policy`` is ``"tinylfu"`` (default) or ``"lru"``.  See the module
+    docstring for the semantics.
     """
 
     __slots__ = (
@@ -245,14 +280,21 @@ class CacheStore(Generic[V]):
         "_entries",
         "_groups",
         "_last_now",
+        "_lfu",
         "_queues",
         "_sweep_batch",
         "max_bytes",
         "max_entries",
+        "policy",
     )
 
     def __init__(
-        self, max_entries: int, max_bytes: int | None = None, *, sweep_batch: int = 4
+        self,
+        max_entries: int,
+        max_bytes: int | None = None,
+        *,
+        sweep_batch: int = 4,
+        policy: Policy = "tinylfu",
     ) -> None:
         if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
             raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
@@ -262,6 +304,13 @@ class CacheStore(Generic[V]):
             raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
         if not isinstance(sweep_batch, int) or sweep_batch < 0:
             raise ValueError(f"sweep_batch must be a non-negative int, got {sweep_batch!r}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy: Final[Policy] = policy
+        # W-TinyLFU keeps order in its regions; LRU keeps it in _entries itself.
+        self._lfu: TinyLfuRegions[_Entry[V]] | None = (
+            TinyLfuRegions(max_entries) if policy == "tinylfu" else None
+        )
         self.max_entries: Final = max_entries
         self.max_bytes: Final = max_bytes
         self._sweep_batch = sweep_batch
@@ -281,6 +330,9 @@ class CacheStore(Generic[V]):
         Counts a hit or a miss; an expired entry found here is reclaimed.
         """
         entry = self._entries.get(key.digest)
+        lfu = self._lfu
+        if lfu is not None:
+            lfu.sketch.increment(key.digest)
         if entry is None:
             self._group(key.tool_type, key.operation).misses += 1
             return MISS
@@ -289,7 +341,12 @@ class CacheStore(Generic[V]):
             entry.group.expirations += 1
             entry.group.misses += 1
             return MISS
-        self._entries.move_to_end(key.digest)
+        if lfu is None:
+            self._entries.move_to_end(key.digest)
+        elif entry.region is lfu.probation:
+            lfu.touch(entry)  # a promotion
+        else:
+            entry.region.move_to_end(key.digest)
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 
@@ -303,7 +360,15 @@ class CacheStore(Generic[V]):
         entry = self._entries.get(digest)
         if entry is None or now >= entry.expires:
             return MISS
-        self._entries.move_to_end(digest)
+        lfu = self._lfu
+        if lfu is None:
+            self._entries.move_to_end(digest)
+        else:
+            lfu.sketch.increment(digest)
+            if entry.region is lfu.probation:
+                lfu.touch(entry)  # a promotion
+            else:
+                entry.region.move_to_end(digest)
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 
@@ -323,7 +388,11 @@ class CacheStore(Generic[V]):
         return self._bytes
 
     def live_entries(self, now: float) -> list[CacheEntry[V]]:
-        """The live entries, least recently used first.  O(n); for introspection and tests."""
+        """The live entries in policy order.  O(n); for introspection and tests.
+
+        LRU: least recently used first.  W-TinyLFU: the window, then probation, then
+        protected, each least recently used first."""
+        ordered = self._entries.values() if self._lfu is None else self._lfu
         return [
             CacheEntry(
                 key=CacheKey(entry.tenant, entry.group.tool_type, entry.group.operation, digest),
@@ -333,8 +402,9 @@ class CacheStore(Generic[V]):
                 expires=entry.expires,
                 ttl=entry.ttl,
             )
-            for digest, entry in self._entries.items()
+            for entry in ordered
             if now < entry.expires
+            for digest in (entry.digest,)
         ]
 
     def stats(self) -> CacheStats:
@@ -348,6 +418,7 @@ class CacheStore(Generic[V]):
             bytes_used=self._bytes,
             max_entries=self.max_entries,
             max_bytes=self.max_bytes,
+            policy=self.policy,
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -372,7 +443,9 @@ class CacheStore(Generic[V]):
         entries = self._entries
         digest = key.digest
         old = entries.get(digest)
+        region = None
         if old is not None:
+            region = old.region  # W-TinyLFU: the successor takes its place
             self._drop(old)
             if now >= old.expires:
                 old.group.expirations += 1
@@ -390,6 +463,11 @@ class CacheStore(Generic[V]):
         expires = now + ttl
         entry = _Entry(value, size, ttl, expires, digest, key.tenant, group)
         entries[digest] = entry
+        lfu = self._lfu
+        if lfu is not None:
+            lfu.insert(entry, region)
+            if len(entries) > lfu.sketch.capacity:
+                lfu.grow_sketch(len(entries))
         self._bytes += size
         queue = self._queues.get(ttl)
         if queue is None:
@@ -465,6 +543,8 @@ class CacheStore(Generic[V]):
     def _drop(self, entry: _Entry[V]) -> None:
         """Remove ``entry`` from the map; its queue reference becomes dead."""
         del self._entries[entry.digest]
+        if entry.region is not None:
+            self._lfu.remove(entry)  # type: ignore[union-attr]  # only W-TinyLFU places
         self._bytes -= entry.size
         entry.value = _DEAD  # release the payload now, not when the queue reaches it
         self._dead_refs += 1
@@ -482,7 +562,8 @@ class CacheStore(Generic[V]):
         return sum(self._remove_counted(entry, now) for entry in victims)
 
     def _make_room(self, size: int, now: float) -> None:
-        """Free room for one more entry of ``size`` bytes: expired entries first, then LRU."""
+        """Free room for one more entry of ``size`` bytes: expired entries first, then the
+        policy's choice."""
         entries = self._entries
         max_bytes = self.max_bytes
         while len(entries) >= self.max_entries or (
@@ -490,7 +571,11 @@ class CacheStore(Generic[V]):
         ):
             if now >= self._earliest and self._reclaim_expired(now, 1):
                 continue
-            _, victim = entries.popitem(last=False)
+            if self._lfu is None:
+                _, victim = entries.popitem(last=False)
+            else:
+                victim = self._lfu.evict()
+                del entries[victim.digest]
             self._bytes -= victim.size
             victim.value = _DEAD
             self._dead_refs += 1

@@ -1,0 +1,140 @@
+"""W-TinyLFU's regions: which entry the store evicts, and which it admits (Caffeine's design).
+
+Pure and synchronous; the store (:mod:`runtime.cache.store`) owns the entries, their TTLs,
+sizes and statistics, and asks this class where an entry lives and who leaves.
+
+- **Window** (1% of ``max_entries``, at least 1): every new entry enters here, most
+  recent last.  When it overflows, its oldest entry moves to probation (``admitted``).
+- **Main** = **probation** + **protected** (80% of main).  A hit in probation promotes
+  the entry to protected; when protected overflows, its oldest entry is demoted to
+  probation's most recent end.  Hits in window or protected refresh recency there.
+- **Eviction** (the store reclaims expired entries first): the window's oldest entry (the
+  *candidate*) meets main's *victim* (probation's oldest, else protected's oldest).  The
+  one with the lower estimated frequency (:class:`FrequencySketch`) leaves; on a tie the
+  victim stays (``rejected_by_frequency`` for the candidate); a winning candidate moves to
+  probation (``admitted``).  With one side empty, the other's oldest leaves.
+- Invariants: ``len(window) <= window_max``, ``len(probation) + len(protected) <=
+  main_max``, ``len(protected) <= protected_max``; each entry is in exactly one region
+  (``entry.region``).  The entry being put is never a candidate in its own put.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+from runtime.cache.sketch import FrequencySketch
+
+__all__ = ["TinyLfuRegions"]
+
+WINDOW_SHARE: Final = 0.01
+PROTECTED_SHARE: Final = 0.8
+
+
+class _Counted(Protocol):
+    admitted: int
+    rejected_by_frequency: int
+
+
+class _Placed(Protocol):
+    digest: bytes
+    region: Any  # the OrderedDict of the region holding the entry, None when not placed
+    group: Any  # the entry's counters (_Counted)
+
+
+E = TypeVar("E", bound=_Placed)
+
+
+class TinyLfuRegions(Generic[E]):
+    """The window / probation / protected regions of a store of ``max_entries``."""
+
+    __slots__ = (
+        "_max_entries",
+        "main_max",
+        "probation",
+        "protected",
+        "protected_max",
+        "sketch",
+        "window",
+        "window_max",
+    )
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self.window_max: Final = max(1, int(max_entries * WINDOW_SHARE))
+        self.main_max: Final = max_entries - self.window_max
+        self.protected_max: Final = int(self.main_max * PROTECTED_SHARE)
+        self.window: OrderedDict[bytes, E] = OrderedDict()
+        self.probation: OrderedDict[bytes, E] = OrderedDict()
+        self.protected: OrderedDict[bytes, E] = OrderedDict()
+        # Sized for what the store holds, grown up to max_entries (see grow_sketch).
+        self.sketch = FrequencySketch(min(max_entries, 1024))
+
+    def __iter__(self) -> Iterator[E]:
+        """Every entry: window, then probation, then protected, each oldest first."""
+        yield from self.window.values()
+        yield from self.probation.values()
+        yield from self.protected.values()
+
+    def grow_sketch(self, entries: int) -> None:
+        """Resize the sketch once the store holds more entries than it was sized for
+        (as Caffeine does: a sketch for 10M entries is not allocated for 10 stored ones).
+        Resizing starts the counts afresh."""
+        if entries > self.sketch.capacity < self._max_entries:
+            self.sketch = FrequencySketch(min(self._max_entries, 2 * self.sketch.capacity))
+
+    def touch(self, entry: E) -> None:
+        """A hit on ``entry``: promote it from probation, else refresh its recency."""
+        region = entry.region
+        digest = entry.digest
+        if region is not self.probation:
+            region.move_to_end(digest)
+            return
+        del region[digest]
+        protected = self.protected
+        protected[digest] = entry
+        entry.region = protected
+        if len(protected) > self.protected_max:
+            _, demoted = protected.popitem(last=False)
+            self.probation[demoted.digest] = demoted
+            demoted.region = self.probation
+
+    def insert(self, entry: E, region: OrderedDict[bytes, E] | None = None) -> None:
+        """Place a new ``entry`` (in ``region``, else the window), most recent last.
+
+        The caller made room first, so an overflowing window's oldest entry finds room in
+        main.  A re-put passes its predecessor's region: count never grows there."""
+        target = self.window if region is None else region
+        target[entry.digest] = entry
+        entry.region = target
+        window = self.window
+        if len(window) > self.window_max:
+            _, moved = window.popitem(last=False)
+            self.probation[moved.digest] = moved
+            moved.region = self.probation
+            moved.group.admitted += 1
+
+    def remove(self, entry: E) -> None:
+        del entry.region[entry.digest]
+        entry.region = None
+
+    def evict(self) -> E:
+        """Choose and remove the entry that leaves to make room (the store is not empty)."""
+        window = self.window
+        main = self.probation or self.protected
+        if window and main:
+            frequency = self.sketch.frequency
+            if frequency(next(iter(window))) > frequency(next(iter(main))):
+                _, leaving = main.popitem(last=False)
+                _, candidate = window.popitem(last=False)
+                self.probation[candidate.digest] = candidate
+                candidate.region = self.probation
+                candidate.group.admitted += 1
+            else:
+                _, leaving = window.popitem(last=False)
+                leaving.group.rejected_by_frequency += 1
+        else:
+            _, leaving = (window or main).popitem(last=False)
+        leaving.region = None
+        return leaving
