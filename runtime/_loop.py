@@ -1,12 +1,10 @@
 """What the running event loop offers on the per-call path, looked up once.
 
-``anyio.current_time()`` and ``anyio.lowlevel.checkpoint_if_cancelled()`` find the backend
-anew on each call (through sniffio): about half a microsecond each, several times per
-tool call.  What they end up calling is fixed for the life of an event loop, so the parts
-that live inside one loop (a runtime's executor, an actor) bind it when they start.
-
-Virtual clocks are honoured: trio's ``MockClock`` is the clock ``current_clock()`` returns,
-and a virtual asyncio loop overrides ``loop.time``.
+:func:`loop_clock` and :func:`loop_cancel_check` return the clock and the cancellation
+check of the backend running the calling task, bound once; call them inside that loop
+and use the result only there.  Virtual clocks are honoured: trio's ``MockClock`` is the
+clock ``current_clock()`` returns, and a virtual asyncio loop overrides ``loop.time``.
+Only public API of trio, anyio and asyncio is used.
 """
 
 from __future__ import annotations
@@ -43,18 +41,8 @@ def loop_clock() -> Clock:
 
 
 def loop_cancel_check() -> CancelCheck:
-    """``checkpoint_if_cancelled`` of the backend running this task, bound.
-
-    On trio that is trio's own.  On asyncio only anyio knows its cancel scopes, and it
-    offers no public handle on its backend: the private one is used when it is there (it
-    halves the cost), and the public, slower function otherwise.
-    """
+    """The cancellation check of the backend running this task: trio's own on trio,
+    anyio's public ``checkpoint_if_cancelled`` on asyncio."""
     if _on_asyncio() is None:
         return trio.lowlevel.checkpoint_if_cancelled
-    try:
-        from anyio._core._eventloop import get_async_backend
-
-        check: CancelCheck = get_async_backend().checkpoint_if_cancelled
-    except (ImportError, AttributeError):  # pragma: no cover - a future anyio
-        return anyio.lowlevel.checkpoint_if_cancelled
-    return check
+    return anyio.lowlevel.checkpoint_if_cancelled

@@ -1,46 +1,25 @@
-"""``CacheActor``: the store plus a single-flight table, owned by one task.
+"""``CacheActor``: the cache store plus the single-flight table, owned by one task.
 
-A lookup gets one of three answers.  A **hit** carries the stored form of the value.  The
-first miss for a key makes its caller the **leader**: it runs the tool in its own task and
-then casts :class:`Fill` (success), :class:`Fail` (the tool failed: followers share the
-failure, nothing is cached), :class:`Unshare` (the result cannot be stored: followers run
-the tool themselves) or :class:`Release` (the leader was cancelled).  Later misses for the
-same key **follow**: their reply is deferred until the leader reports.
+A :class:`Lookup` is answered with a :class:`Hit` (the stored form of the value), a
+:class:`Lead` (run the tool, then report with the lease it carries), or it is deferred
+while the key's leader runs.  The leader reports with a cast: :class:`Fill` (success),
+:class:`Fail` (followers share the failure, nothing is cached), :class:`Unshare` (the
+result cannot be stored: followers get :class:`RunYourself`) or :class:`Release` (the
+leader was cancelled: a waiting follower gets the lead).  Who leads, who waits and who
+gets what is decided by :class:`~runtime.cache.singleflight.SingleFlight`; this actor
+maps its decisions onto reply slots and keeps the store.
 
-On :class:`Release` the first follower still waiting is promoted to leader, so a
-cancelled leader never strands its followers, and no follower is ever cancelled by
-another caller's cancellation: followers that gave up are skipped (their reply slot is
-``abandoned``).
-
-Invalidation bumps an epoch.  A leader that looked up before an invalidation still hands
-its value to its followers (they asked before it), but the value is not stored: it may be
-exactly what the invalidation meant to remove.  For the same reason a caller that looks
-up *after* the invalidation must not be given that value: it waits as a *late* follower,
-and when the flight's leader reports, the first late follower still waiting leads a new
-run (counted as a leader, not coalesced) that the other late followers follow.  (If the
-leader is cancelled instead, the follower that takes over runs after the invalidation
-anyway, so late followers simply join it.)  One flight per key at a time keeps the tool
-from running twice at once for one question.
-
-Each lead comes with a *lease*, a number never handed out twice in the actor's life (a
-restart does not reset it), and the leader's Fill, Fail, Release or Unshare acts only on
-the flight whose current leader holds that lease.  A flight is found by its key, and a
-leader that asked before a restart -- whose flight died with the old state -- would
-otherwise answer, or end, a newer flight for the same key: its followers would get a
-value from before an invalidation, and a second leader would start while the first runs.
-
-The mailbox is **unbounded**, unlike the other actors'.  Fill, Fail and Release are casts
-that must never be dropped -- a dropped Fill would strand the followers -- and they are
-sent from cancellation handlers where nothing may block.  Memory stays bounded anyway:
-every call blocks its caller until the reply, so queued calls never outnumber concurrent
-callers, and each cast follows a call its sender made.
+Invariants: a value computed by a run that started before an invalidation is neither
+stored nor given to a caller that looked up after it; a report whose lease is not its
+key's current lead changes nothing (leases survive restarts); a restart begins with an
+empty store and table.  The mailbox is unbounded: Fill, Fail and Release must never be
+dropped, and queued messages never outnumber concurrent callers.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -48,6 +27,7 @@ import attrs
 from runtime._loop import Clock, loop_clock
 from runtime.actor import DEFER, Actor, ReplySlot
 from runtime.cache.keys import CacheKey
+from runtime.cache.singleflight import FOLLOW, FOLLOW_LATE, Handoff, Lead, SingleFlight
 from runtime.cache.store import MISS, CacheStats, CacheStore, Policy
 from runtime.cache.values import StoredValue
 from runtime.tools import ToolResult
@@ -137,12 +117,6 @@ class Hit:
 
 
 @attrs.frozen(slots=True)
-class Lead:
-    epoch: int
-    lease: int
-
-
-@attrs.frozen(slots=True)
 class Shared:
     stored: StoredValue
 
@@ -166,15 +140,11 @@ class CacheSnapshot:
     waiting_followers: int
 
 
-class _Flight:
-    __slots__ = ("epoch", "followers", "late", "lease")
+_RUN_YOURSELF: Final = RunYourself()
 
-    def __init__(self, epoch: int) -> None:
-        self.lease = 0  # set when a lead is granted (leases count from 1)
-        self.epoch = epoch  # the epoch its current leader was given
-        self.followers: deque[ReplySlot] = deque()
-        # Joined after an invalidation overtook the leader: must not get its value.
-        self.late: deque[ReplySlot] = deque()
+
+def _gave_up(slot: ReplySlot) -> bool:
+    return slot.abandoned
 
 
 class CacheActor(Actor[Any]):
@@ -186,17 +156,14 @@ class CacheActor(Actor[Any]):
         self._max_bytes = max_bytes
         self._policy: Policy = policy
         self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes, policy=policy)
-        self._flights: dict[bytes, _Flight] = {}
-        self._epoch = 0
-        self._leases = 0  # never reset: a lease from before a restart matches no flight
+        self._flights: SingleFlight[bytes, ReplySlot] = SingleFlight(_gave_up)
         self._now: Clock = anyio.current_time
 
     def on_start(self) -> None:
         self._now = loop_clock()  # bound once in the loop the actor runs in
         # A restart begins empty: after a crash nothing in the old state is trusted.
         self._store = CacheStore(self._max_entries, self._max_bytes, policy=self._policy)
-        self._flights = {}
-        self._epoch += 1
+        self._flights.restart()  # leases keep counting: a stale leader matches no flight
 
     def try_hit(self, digest: bytes) -> StoredValue | None:
         """Serve a hit for a key's ``digest`` synchronously in the caller's task; None
@@ -227,34 +194,20 @@ class CacheActor(Actor[Any]):
         if type(message) is Invalidate:
             return self._invalidate(message)
         if type(message) is GetStats:
-            return CacheSnapshot(
-                self._store.stats(),
-                len(self._flights),
-                sum(len(f.followers) + len(f.late) for f in self._flights.values()),
-            )
+            return CacheSnapshot(self._store.stats(), len(self._flights), self._flights.waiting())
         raise TypeError(f"cache actor got an unknown call {message!r}")
-
-    def _lead(self, flight: _Flight) -> Lead:
-        self._leases += 1
-        flight.lease = self._leases
-        return Lead(self._epoch, self._leases)
-
-    def _holds_lease(self, message: Any) -> bool:
-        flight = self._flights.get(message.key.digest)
-        return flight is not None and flight.lease == message.lease
 
     def handle_cast(self, message: Any) -> None:
         kind = type(message)
-        if kind in (Fill, Fail, Release, Unshare) and not self._holds_lease(message):
-            return  # a stale leader (e.g. from before a restart): not this flight's
         if kind is Fill:
             self._fill(message)
         elif kind is Fail:
-            self._resolve(message.key, SharedFailure(message.result))
+            self._finish(message, SharedFailure(message.result))
         elif kind is Release:
-            self._release(message.key)
+            handoff = self._flights.release(message.key.digest, message.lease)
+            self._deliver(message.key, handoff, None)
         elif kind is Unshare:
-            self._resolve(message.key, RunYourself())
+            self._finish(message, _RUN_YOURSELF)
         elif kind is RecordBypass:
             self._store.record_bypass(message.tool_type, message.operation)
         else:
@@ -264,70 +217,41 @@ class CacheActor(Actor[Any]):
         value = self._store.get(key, self._now())
         if value is not MISS:
             return Hit(value)
-        flight = self._flights.get(key.digest)
-        if flight is None:
-            flight = self._flights[key.digest] = _Flight(self._epoch)
-            return self._lead(flight)
-        if flight.epoch != self._epoch:
-            flight.late.append(slot)  # counted when it follows or gives up (_next_run)
+        decision = self._flights.lookup(key.digest, slot)
+        if decision is FOLLOW:
+            self._store.record_coalesced(key.tool_type, key.operation)
             return DEFER
-        self._store.record_coalesced(key.tool_type, key.operation)
-        flight.followers.append(slot)
-        return DEFER
+        if decision is FOLLOW_LATE:
+            return DEFER  # counted when it follows or gives up
+        return decision
 
     def _fill(self, message: Fill) -> None:
-        if message.epoch == self._epoch and message.ttl > 0:
-            now = self._now()
-            self._store.put(
-                message.key, message.stored, size=len(message.stored), ttl=message.ttl, now=now
-            )
-        self._resolve(message.key, Shared(message.stored))
+        handoff = self._flights.finish(message.key.digest, message.lease)
+        if handoff is None:
+            return  # a stale leader (e.g. from before a restart): not this flight's
+        if handoff.current and message.ttl > 0:
+            stored = message.stored
+            self._store.put(message.key, stored, size=len(stored), ttl=message.ttl, now=self._now())
+        self._deliver(message.key, handoff, Shared(message.stored))
 
-    def _resolve(self, key: CacheKey, reply: Any) -> None:
-        flight = self._flights.get(key.digest)
-        if flight is None:
+    def _finish(self, message: Fail | Unshare, answer: Any) -> None:
+        self._deliver(message.key, self._flights.finish(message.key.digest, message.lease), answer)
+
+    def _deliver(self, key: CacheKey, handoff: Handoff[ReplySlot] | None, answer: Any) -> None:
+        """Map the table's decision onto reply slots; None means a stale report."""
+        if handoff is None:
             return
-        for follower in flight.followers:
-            self.reply(follower, reply)
-        flight.followers.clear()
-        self._next_run(key, flight)
-
-    def _next_run(self, key: CacheKey, flight: _Flight) -> None:
-        """After a flight's run: its late followers' own run, or the flight's end."""
-        late = flight.late
-        while late:
-            follower = late.popleft()
-            if not follower.abandoned:
-                # A new leader (its lookup stays a plain miss); the others follow it.
-                self.reply(follower, self._lead(flight))
-                flight.epoch = self._epoch
-                flight.followers, flight.late = late, deque()
-                self._store.record_coalesced(key.tool_type, key.operation, len(late))
-                return
-            self._store.record_coalesced(key.tool_type, key.operation)  # waited, gave up
-            self.reply(follower, None)  # nobody reads it; keeps the deferred set clean
-        del self._flights[key.digest]
-
-    def _release(self, key: CacheKey) -> None:
-        flight = self._flights.get(key.digest)
-        if flight is None:
-            return
-        if flight.late:
-            # Whoever takes over runs after the invalidation: late followers may join it.
-            self._store.record_coalesced(key.tool_type, key.operation, len(flight.late))
-            flight.followers.extend(flight.late)
-            flight.late.clear()
-        flight.epoch = self._epoch
-        while flight.followers:
-            follower = flight.followers.popleft()
-            if not follower.abandoned:
-                self.reply(follower, self._lead(flight))
-                return
-            self.reply(follower, None)  # nobody reads it; keeps the deferred set clean
-        del self._flights[key.digest]
+        for slot in handoff.answered:
+            self.reply(slot, answer)
+        for slot in handoff.dropped:
+            self.reply(slot, None)  # nobody reads it; keeps the deferred set clean
+        if handoff.lead is not None:
+            self.reply(*handoff.lead)
+        if handoff.coalesced:
+            self._store.record_coalesced(key.tool_type, key.operation, handoff.coalesced)
 
     def _invalidate(self, message: Invalidate) -> int:
-        self._epoch += 1
+        self._flights.invalidate()
         now = self._now()
         if message.key is not None:
             return int(self._store.invalidate(message.key, now))
