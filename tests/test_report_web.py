@@ -123,3 +123,26 @@ async def test_the_report_without_a_tracer_is_a_404() -> None:
             response = await web.traces_report(request_for(rt, "/traces/report"))
     assert response.status_code == 404
     assert b"tracer is disabled" in bytes(response.body)
+
+
+async def test_exporting_a_full_ring_formats_it_in_a_worker_thread() -> None:
+    config = load_config(None)
+    config = attrs.evolve(config, tracer=attrs.evolve(config.tracer, max_records=THREAD_RECORDS))
+    formatted_in: list[int] = []
+    original = tracer_actor.export
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        formatted_in.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    with anyio.fail_after(30):
+        async with open_runtime(tools(), config) as rt:
+            ctx = ToolContext(tenant_id="a")
+            for i in range(THREAD_RECORDS):
+                await rt.execute("CI", "get", {"ci_id": i}, ctx)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(tracer_actor, "export", spy)
+                text = await rt.tracer.export("chrome")
+    assert formatted_in
+    assert threading.get_ident() not in formatted_in
+    assert text.count('"ph": "X"') == THREAD_RECORDS
