@@ -211,6 +211,30 @@ async def test_stdio_server_lost_connection_fails_in_flight_and_reconnects(
 
 
 @pytest.mark.slow
+async def test_a_failed_reconnect_fails_the_call_and_the_next_one_retries(
+    anyio_backend_name: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "remote.py"
+    script.write_text(SCRIPT.read_text())
+    remote = RemoteServer("remote", command=(sys.executable, str(script), anyio_backend_name))
+    registry = ToolRegistry()
+    with anyio.fail_after(LIMIT):
+        async with (
+            connect_remote_servers(registry, {"remote": remote}),
+            open_runtime(registry) as rt,
+        ):
+            with pytest.raises(RemoteConnectionLost):
+                await rt.execute("remote", "crash", {}, CTX)
+            hidden = script.rename(tmp_path / "away.py")
+            # The reconnect runs a script that is gone: the server exits at once.
+            with pytest.raises(RemoteConnectionLost, match="lost"):
+                await rt.execute("remote", "lookup", {"key": "a"}, CTX)
+            hidden.rename(script)
+            answer = await rt.execute("remote", "lookup", {"key": "a"}, CTX)
+    assert answer == {"key": "a", "calls": 1}
+
+
+@pytest.mark.slow
 async def test_mcp_servers_config_section_connects(tmp_path: Path) -> None:
     config = config_from_dict(
         {"mcp_servers": {"far": {"command": [sys.executable, str(SCRIPT)], "timeout": "5s"}}}
