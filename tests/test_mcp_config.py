@@ -59,3 +59,20 @@ def test_mcp_sections_round_trip_and_build_remote_servers() -> None:
     search = RemoteServer.from_config("search", config.mcp_servers["search"])
     assert search.url == "https://s/mcp"
     assert search.cache is False
+
+
+def test_printed_config_hides_tokens_and_headers(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runtime.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "mcp:\n  tokens: {sekrit-token: acme}\n"
+        "mcp_servers:\n  s:\n    url: http://h/mcp\n    headers: {Authorization: Bearer zzz}\n"
+    )
+    assert main(["config", "--config", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "sekrit-token" not in printed
+    assert "zzz" not in printed
+    assert "acme" in printed
