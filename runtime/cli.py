@@ -244,6 +244,11 @@ def _show_config(args: argparse.Namespace) -> int:
         # Printed configurations get pasted into tickets and chats.  Too short to be a
         # secret, "***" fed back as config fails loudly instead of signing with it.
         redis["secret"] = "***"
+    # Bearer tokens and remote servers' headers (Authorization) are secrets too.
+    mcp = document["mcp"]
+    mcp["tokens"] = {f"***{i}": tenant for i, tenant in enumerate(mcp["tokens"].values(), 1)}
+    for server in document["mcp_servers"].values():
+        server["headers"] = dict.fromkeys(server["headers"], "***")
     print(yaml.safe_dump(document, sort_keys=False), end="")
     return 0
 

@@ -12,11 +12,12 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp_helpers import Gate, add_probe_tools
 from ops_fixtures import fixture_ops_db, fixture_ops_db_path, fixture_registry  # noqa: F401
 
 from runtime import ToolRegistry, open_runtime
-from runtime.mcp import ServerSettings
+from runtime.mcp import ServerSettings, create_server
 from runtime.mcp.http import McpEndpoint
 
 pytestmark = pytest.mark.anyio
@@ -101,3 +102,32 @@ async def test_without_tokens_every_call_is_the_server_tenant(registry: ToolRegi
         ):
             result = await client.call_tool("probe_wait", {"key": "z"})
     assert result.structured_content == {"key": "z", "tenant": "house"}
+
+
+async def test_the_handler_checks_the_token_even_without_our_gate(registry: ToolRegistry) -> None:
+    # Served through the SDK's own Starlette app (no McpEndpoint in front), the server
+    # still maps the bearer token to the tenant, and refuses a call without one.
+    gate = Gate()
+    gate.release.set()
+    add_probe_tools(registry, gate)
+    with anyio.fail_after(LIMIT):
+        async with open_runtime(registry) as rt:
+            server = create_server(rt, ServerSettings(tokens=TOKENS))
+            app = server.streamable_http_app(
+                stateless_http=True, json_response=True, host="0.0.0.0"
+            )
+            async with server.session_manager.run():
+                for token, expected in (("tok-b", "tenant-b"), (None, None)):
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
+                    transport = httpx2.ASGITransport(app=app)
+                    async with (
+                        httpx2.AsyncClient(transport=transport, headers=headers) as http,
+                        Client(streamable_http_client(URL, http_client=http)) as client,
+                    ):
+                        if expected is None:
+                            with pytest.raises(MCPError, match="bearer token"):
+                                await client.call_tool("probe_wait", {"key": "k"})
+                        else:
+                            done = await client.call_tool("probe_wait", {"key": "k"})
+                            assert done.structured_content == {"key": "k", "tenant": expected}
+    assert gate.tenants == ["tenant-b"]

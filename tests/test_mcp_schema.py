@@ -9,6 +9,7 @@ where the schema is looser, never stricter.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -80,6 +81,90 @@ def test_generated_rejects_are_rejected_by_both(key: tuple[str, str], data: Any)
         assert VALIDATORS[key].is_valid(params)
     elif VALIDATORS[key].is_valid(params):
         assert _documented_gap(rejection, params), (rejection, params)
+
+
+# -- instances drawn from the published JSON Schema itself -------------------------------
+
+
+def from_json_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values a JSON Schema accepts, for the subset ``to_json_schema`` emits.
+
+    Integers are drawn as ints (JSON Schema also calls 1.0 an integer: a documented gap),
+    ``date-time`` strings as RFC 3339 timestamps (what the format means).
+    """
+    if "anyOf" in schema:
+        return st.one_of([from_json_schema(choice) for choice in schema["anyOf"]])
+    kind = schema["type"]
+    if kind == "integer":
+        return st.integers(schema.get("minimum"), schema.get("maximum"))
+    if kind == "number":
+        return st.one_of(
+            st.integers(schema.get("minimum"), schema.get("maximum")),
+            st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False),
+        )
+    if kind == "string":
+        return _json_string(schema)
+    if kind == "array":
+        return st.lists(
+            from_json_schema(schema["items"]),
+            min_size=schema.get("minItems", 0),
+            max_size=min(schema.get("maxItems", 5), 5),
+        )
+    return _json_object(schema)
+
+
+def _json_string(schema: dict[str, Any]) -> st.SearchStrategy[str]:
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if schema.get("format") == "date-time":
+        moments = st.datetimes(
+            min_value=datetime.datetime(1, 1, 2), max_value=datetime.datetime(9999, 12, 30)
+        )
+        return moments.map(lambda moment: moment.replace(tzinfo=datetime.UTC).isoformat())
+    if "pattern" in schema:
+        body = schema["pattern"].removeprefix("^(?:").removesuffix(")$(?!\\n)")
+        return st.from_regex(body, fullmatch=True).filter(
+            lambda text: len(text) <= schema.get("maxLength", 10**9)
+        )
+    return st.text(
+        st.characters(codec="utf-8"),
+        min_size=schema.get("minLength", 0),
+        max_size=min(schema.get("maxLength", 20), 20),
+    )
+
+
+@st.composite
+def _json_object(draw: st.DrawFn, schema: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", ()))
+    groups = [[rule["required"][0] for rule in one["oneOf"]] for one in _one_ofs(schema)]
+    chosen = {draw(st.sampled_from(group)) for group in groups}
+    excluded = {name for group in groups for name in group} - chosen
+    value: dict[str, Any] = {}
+    for name, sub in properties.items():
+        if name in excluded:
+            continue
+        if name in required or name in chosen or draw(st.booleans()):
+            value[name] = draw(from_json_schema(sub))
+    return value
+
+
+def _one_ofs(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    if "oneOf" in schema:
+        return [{"oneOf": schema["oneOf"]}]
+    return list(schema.get("allOf", ()))
+
+
+@pytest.mark.parametrize("key", TOOLS, ids=lambda k: f"{k[0]}.{k[1]}")
+@settings(max_examples=30)
+@given(data=st.data())
+def test_whatever_the_input_schema_accepts_the_validator_accepts(
+    key: tuple[str, str], data: Any
+) -> None:
+    schema = to_json_schema(PARAMS_SCHEMAS[key])
+    params = data.draw(from_json_schema(schema))
+    assert VALIDATORS[key].is_valid(params)  # the generator keeps to the schema
+    validate_params(*key, params)
 
 
 def test_every_constraint_kind_is_mapped() -> None:

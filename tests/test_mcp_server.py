@@ -77,6 +77,10 @@ async def test_lists_every_tool_composition_and_intent(
     assert tools["metric_series"].input_schema["required"] == ["ci_id", "metric"]
     assert "enum" in tools["metric_series"].input_schema["properties"]["bucket"]
     assert tools["probe_free"].input_schema == {"type": "object"}
+    composed = tools["compose_impact_analysis"].input_schema["properties"]
+    assert composed["ci_id"]["type"] == "integer"  # typed as CI.get's ci_id, its step
+    assert composed["depth"]["maximum"] == 3
+    assert composed["depth"]["default"] == 1  # the composition's default, not the tool's
     reader = tools["ci_get"].annotations
     assert reader is not None
     assert reader.read_only_hint

@@ -16,6 +16,7 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from ops_fixtures import SMALL, fixture_ops_db_path  # noqa: F401
 from test_apps_servers import BAD_LOG_MARKERS, Server, running_servers, server, tiny_db
@@ -27,6 +28,7 @@ __all__ = ["running_servers", "server", "tiny_db"]  # fixtures, shared
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
+REMOTE_SCRIPT = ROOT / "tests" / "mcp_remote_server.py"
 LIMIT = 60
 DB_FLAGS = ["--cis", str(SMALL["cis"]), "--days", str(SMALL["days"]), "--seed", str(SMALL["seed"])]
 
@@ -54,24 +56,34 @@ def test_help_explains_both_transports() -> None:
 
 
 async def test_stdio_subprocess_lists_and_calls_the_ops_tools(
-    db: Path, anyio_backend_name: str
+    db: Path, anyio_backend_name: str, tmp_path: Path
 ) -> None:
-    # The server runs on the same event loop as the test's client.
-    args = ["-m", "runtime", "mcp", "--db", str(db), *DB_FLAGS, "--tenant", "desk"]
+    # The server runs on the same event loop as the test's client, and serves the tools
+    # of the remote server its config names next to the ops tools.
+    config = tmp_path / "runtime.yaml"
+    remote = REMOTE_SCRIPT
+    config.write_text(f"mcp_servers:\n  far:\n    command: [{sys.executable}, {remote}]\n")
+    args = ["-m", "runtime", "mcp", "--db", str(db), *DB_FLAGS, "--config", str(config)]
     if anyio_backend_name == "asyncio":
         args.append("--asyncio")
     server = StdioServerParameters(command=sys.executable, args=args, cwd=str(ROOT))
-    with anyio.fail_after(LIMIT):
-        async with Client(server) as client:
+    stderr_path = tmp_path / "server-stderr.txt"
+    with anyio.fail_after(LIMIT), stderr_path.open("w") as errlog:
+        async with Client(stdio_client(server, errlog=errlog)) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             found = await client.call_tool("ci_search", {"keywords": ["db"], "limit": 2})
             bad = await client.call_tool("ci_search", {"limit": 1000})
+            unknown = await client.call_tool("ci_get", {"ci_id": 1, "extra": True})
+            far = await client.call_tool("far_lookup", {"key": "x"})
     assert {"ci_search", "cep_simulate", "compose_impact_analysis"} <= names
     assert not found.is_error
     assert found.structured_content is not None
     assert len(found.structured_content["records"]) == 2
     assert bad.is_error
     assert "'limit'" in bad.content[0].text
+    assert unknown.is_error
+    assert far.structured_content == {"key": "x", "calls": 1}
+    assert "Traceback" not in stderr_path.read_text()
 
 
 def _free_port() -> int:

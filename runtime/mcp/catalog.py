@@ -5,8 +5,9 @@ runs): each :class:`Entry` carries the MCP ``Tool`` listing and what a call runs
 follow :mod:`runtime.mcp.naming`; a clash is refused here, at build time.  Schemas:
 
 * a tool: :func:`runtime.tools.jsonschema.to_json_schema` of its params schema;
-* a composition: one property per ``$params.<name>`` its steps reference (any type, as
-  the steps' tools check them) plus its ``defaults``, each with its default;
+* a composition: one property per ``$params.<name>`` its steps reference -- typed as the
+  step's tool param when a step passes it on unchanged, open otherwise -- plus its
+  ``defaults``, each with its default;
 * an intent: the params of its candidates (open: any property) plus ``strategy``.
 """
 
@@ -22,8 +23,8 @@ from runtime.mcp.naming import NameClash, composition_tool_name, intent_tool_nam
 from runtime.pipeline import Pipeline, Step
 from runtime.pipeline.refs import ParamTemplate
 from runtime.runtime import Runtime
-from runtime.tools import ToolSpec
-from runtime.tools.jsonschema import to_json_schema
+from runtime.tools import ToolRegistry, ToolSpec
+from runtime.tools.jsonschema import field_json_schema, to_json_schema
 
 __all__ = ["Entry", "build_catalog", "composition_schema", "tool_annotations"]
 
@@ -64,34 +65,49 @@ def _tool_entry(spec: ToolSpec) -> Entry:
     return Entry("tool", listing, spec.key)
 
 
-def _step_refs(step: Step) -> Iterator[str]:
+def _step_refs(step: Step) -> Iterator[tuple[Step, str, str | None]]:
+    """``(step, input name, the step param it feeds as is, if any)`` per ``$params`` ref."""
     if isinstance(step.params, ParamTemplate):
-        for _, ref in step.params.references():
+        for where, ref in step.params.references():
             if ref.is_params and ref.path and isinstance(ref.path[0], str):
-                yield ref.path[0]
+                fed = where.removeprefix("params.") if len(ref.path) == 1 else None
+                yield step, ref.path[0], fed if fed and "." not in fed and "[" not in fed else None
     if step.fallback is not None:
         yield from _step_refs(step.fallback)
 
 
-def composition_schema(pipeline: Pipeline) -> dict[str, Any]:
-    """The inputs of a composition as JSON Schema (open: steps' tools check the values)."""
+def composition_schema(pipeline: Pipeline, registry: ToolRegistry | None = None) -> dict[str, Any]:
+    """The inputs of a composition as JSON Schema: each ``$params`` input a step passes on
+    unchanged has that tool param's schema; others are open (the steps' tools check them)."""
     properties: dict[str, Any] = {}
     for step in pipeline.iter_steps():
-        for name in _step_refs(step):
-            properties.setdefault(name, {"description": f"used by step {step.name!r}"})
+        for owner, name, fed in _step_refs(step):
+            typed = None
+            if (
+                fed is not None
+                and registry is not None
+                and (owner.tool, owner.operation) in registry
+            ):
+                typed = field_json_schema(registry.get(owner.tool, owner.operation), fed)
+            if typed is not None and "type" not in properties.get(name, {}):
+                typed.pop("default", None)
+                typed["description"] = f"{owner.tool}.{owner.operation} {fed} (step {owner.name!r})"
+                properties[name] = typed
+            else:
+                properties.setdefault(name, {"description": f"used by step {owner.name!r}"})
     for name, default in pipeline.defaults.items():
         properties.setdefault(name, {})["default"] = default
     return {"type": "object", "properties": properties}
 
 
-def _composition_entry(name: str, pipeline: Pipeline) -> Entry:
+def _composition_entry(name: str, pipeline: Pipeline, registry: ToolRegistry) -> Entry:
     steps = ", ".join(pipeline.step_names)
     description = pipeline.description or f"the composition {name!r}"
     listing = types.Tool(
         name=composition_tool_name(name),
         title=f"composition {name}",
         description=f"{description} (steps: {steps}; reports progress per finished step)",
-        input_schema=composition_schema(pipeline),
+        input_schema=composition_schema(pipeline, registry),
         annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False),
     )
     return Entry("composition", listing, name)
@@ -126,7 +142,10 @@ def build_catalog(
     """Every MCP tool of ``runtime`` by name; raises :class:`NameClash` on a collision."""
     entries: list[Entry] = [_tool_entry(spec) for spec in runtime.registry.specs()]
     if compositions:
-        entries += [_composition_entry(n, p) for n, p in sorted(runtime.compositions.items())]
+        entries += [
+            _composition_entry(n, p, runtime.registry)
+            for n, p in sorted(runtime.compositions.items())
+        ]
     if intents and runtime.selector is not None:
         settings = runtime.selector.settings
         strategies = tuple(sorted(settings.strategies))

@@ -188,6 +188,9 @@ class RemoteConnection:
                 reason = _describe(exc)
                 log.warning("MCP server %r: connection lost (%s)", self.remote.alias, reason)
                 self._fail_in_flight(reason)
+                if carried is not None:  # the call that asked to reconnect, and could not
+                    failure = RemoteConnectionLost(self.remote.alias, carried.name, reason)
+                    carried.finish(None, failure)
             carried = None
             try:
                 carried = await self._receive.receive()

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["JSON_SCHEMA_DIALECT", "schema_of", "to_json_schema"]
+__all__ = ["JSON_SCHEMA_DIALECT", "field_json_schema", "schema_of", "to_json_schema"]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -65,6 +65,14 @@ def to_json_schema(spec: object) -> dict[str, Any]:
         # Tool params are always an object; a non-object top-level spec is a bug upstream.
         raise ValueError(f"a params schema must describe an object, got {schema.get('type')!r}")
     return converted
+
+
+def field_json_schema(spec: object, name: str) -> dict[str, Any] | None:
+    """The JSON Schema of one top-level param ``name`` of a tool (None when unknown)."""
+    schema = schema_of(spec)
+    if schema is None or schema.get("type") != "object" or name not in schema.get("fields", {}):
+        return None
+    return _convert(schema["fields"][name])
 
 
 def _convert(spec: Mapping[str, Any]) -> dict[str, Any]:
