@@ -82,7 +82,6 @@ from runtime import (
     open_runtime,
 )
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
-from runtime.tracer.export import export as export_traces
 
 try:  # imported as docs.examples.asgi_app
     from ._service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
@@ -390,10 +389,9 @@ async def traces(request: Request) -> Response:
     limit = trace_limit(request.query_params.get("limit"))
     if rt.tracer is None:
         raise LookupError("the tracer is disabled (tracer.enabled is false)")
-    records = await rt.tracer.records(limit)
-    # Serialising a full ring takes ~1 s of CPU: in a worker thread, the loop keeps
-    # answering (the thread and the loop share the GIL, in 5 ms slices).
-    text = await anyio.to_thread.run_sync(export_traces, records, fmt)
+    # Building and serialising a full ring is ~1 s of CPU: the tracer does it in a worker
+    # thread, so the loop keeps answering meanwhile.
+    text = await rt.tracer.export(fmt, limit=limit)
     return PlainTextResponse(text, media_type=TRACE_MEDIA_TYPES[fmt])
 
 

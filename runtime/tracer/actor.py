@@ -32,9 +32,10 @@ each record as its call ends, reports are cast one by one and the actor pauses u
 Reading goes through ``call`` (the state is only ever touched by the actor task):
 :meth:`tracer_stats`, :meth:`records`, :meth:`reset`, and :meth:`export`.  A records call
 takes the ring as it is (cheap) and the *reader's* task builds the redacted records from
-it (see "lazy records" in :mod:`runtime.tracer.state`), then formats them and, for a file,
-writes in a worker thread: a large export never stalls the actor.  With sinks configured
-each record is built in the actor task as it arrives, since the sinks need it then.
+it (see "lazy records" in :mod:`runtime.tracer.state`); an export builds, formats and
+writes them in a worker thread: a large export never stalls the actor nor the loop.
+With sinks configured each record is built in the actor task as it arrives, since the
+sinks need it then.
 Bound a read with ``anyio.fail_after`` if needed.
 
 The base class's :meth:`~runtime.actor.Actor.stats` stays the actor's own introspection
@@ -46,7 +47,6 @@ fresh state: a state whose handler crashed is not trusted.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -287,6 +287,9 @@ class TracerActor(Actor[TracerMessage]):
         """The buffered records, oldest first (the newest ``limit`` when given)."""
         self._flush()
         entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
+        return self._built(entries)
+
+    def _built(self, entries: tuple[Entry, ...]) -> tuple[TraceRecord, ...]:
         redactor = self._redactor
         return tuple(
             entry
@@ -304,12 +307,19 @@ class TracerActor(Actor[TracerMessage]):
         self,
         format: str,
         path: str | os.PathLike[str] | None = None,
+        *,
+        limit: int | None = None,
     ) -> str:
-        """The buffered records as ``json`` / ``jsonl`` / ``csv`` text, also written to
-        ``path`` when given (in a worker thread).  See :mod:`runtime.tracer.export`."""
+        """The buffered records (the newest ``limit`` when given) as ``json`` / ``jsonl`` /
+        ``csv`` text, also written to ``path`` when given.  Building the records and the
+        text happens in a worker thread: a full ring is ~1 s of CPU, which must not stall
+        the event loop.  See :mod:`runtime.tracer.export`."""
         check_format(format)  # fail before touching the actor
-        records = await self.records()
-        if path is None:
-            return export(records, format)
-        text: str = await anyio.to_thread.run_sync(functools.partial(export, records, format, path))
+        self._flush()
+        entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
+
+        def build_and_format() -> str:
+            return export(self._built(entries), format, path)
+
+        text: str = await anyio.to_thread.run_sync(build_and_format)
         return text
