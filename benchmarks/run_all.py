@@ -62,6 +62,7 @@ EXPECTED = (
     "ops_bench",
     "scaleout_bench",
     "soak",
+    "service_bench",
 )
 
 Figures = dict[str, Any]
@@ -118,6 +119,62 @@ def _actor_goals() -> list[Goal]:
         )
         for backend in ("trio", "asyncio")
         for mode, label in (("seq", "sequential"), ("100", "100 concurrent callers"))
+    ]
+
+
+def _service_goals() -> list[Goal]:
+    """The example HTTP service under 64 real clients, on uvicorn and hypercorn-trio."""
+    loaded = "64 httpx clients on loopback, uvicorn and hypercorn-trio"
+    return [
+        Goal(
+            "service_bench",
+            "healthz_p99_during_export_ms",
+            "<=",
+            50,
+            "/healthz p99 with no export running",
+            anchor="healthz_p99_idle_ms",
+            ratio=False,
+            issue=18,
+        ),
+        Goal(
+            "service_bench",
+            "status_5xx",
+            "==",
+            0,
+            f"{loaded}, two load rounds plus issue 18's bad inputs",
+            ratio=False,
+            issue=18,
+        ),
+        Goal(
+            "service_bench",
+            "unanswered_at_shutdown",
+            "==",
+            0,
+            f"requests sent before SIGTERM, {loaded}",
+            ratio=False,
+            issue=18,
+        ),
+        *(
+            Goal(
+                "service_bench",
+                f"shutdown_s_{server}",
+                "<=",
+                3,
+                f"SIGTERM to exit with 64 busy keep-alive clients ({server})",
+                ratio=False,
+                issue=18,
+            )
+            for server in ("uvicorn", "hypercorn")
+        ),
+        Goal(
+            "service_bench",
+            "rss_growth_pct",
+            "<=",
+            5,
+            "server RSS after load round 1 (two equal rounds)",
+            ratio=False,
+            issue=18,
+        ),
     ]
 
 
@@ -335,6 +392,7 @@ GOALS: tuple[Goal, ...] = (
         ratio=False,
         issue=9,
     ),
+    *_service_goals(),
 )
 
 
