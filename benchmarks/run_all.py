@@ -65,6 +65,7 @@ EXPECTED = (
     "soak",
     "report_bench",
     "mcp_bench",
+    "service_bench",
 )
 
 Figures = dict[str, Any]
@@ -121,6 +122,62 @@ def _actor_goals() -> list[Goal]:
         )
         for backend in ("trio", "asyncio")
         for mode, label in (("seq", "sequential"), ("100", "100 concurrent callers"))
+    ]
+
+
+def _service_goals() -> list[Goal]:
+    """The example HTTP service under 64 real clients, on uvicorn and hypercorn-trio."""
+    loaded = "64 httpx clients on loopback, uvicorn and hypercorn-trio"
+    return [
+        Goal(
+            "service_bench",
+            "healthz_p99_during_export_ms",
+            "<=",
+            50,
+            "/healthz p99 with no export running",
+            anchor="healthz_p99_idle_ms",
+            ratio=False,
+            issue=18,
+        ),
+        Goal(
+            "service_bench",
+            "status_5xx",
+            "==",
+            0,
+            f"{loaded}, two load rounds plus issue 18's bad inputs",
+            ratio=False,
+            issue=18,
+        ),
+        Goal(
+            "service_bench",
+            "unanswered_at_shutdown",
+            "==",
+            0,
+            f"requests sent before SIGTERM, {loaded}",
+            ratio=False,
+            issue=18,
+        ),
+        *(
+            Goal(
+                "service_bench",
+                f"shutdown_s_{server}",
+                "<=",
+                3,
+                f"SIGTERM to exit with 64 busy keep-alive clients ({server})",
+                ratio=False,
+                issue=18,
+            )
+            for server in ("uvicorn", "hypercorn")
+        ),
+        Goal(
+            "service_bench",
+            "rss_growth_pct",
+            "<=",
+            5,
+            "server RSS after load round 1 (two equal rounds)",
+            ratio=False,
+            issue=18,
+        ),
     ]
 
 
@@ -425,6 +482,7 @@ GOALS: tuple[Goal, ...] = (
             "`hit_p50_ms_floor` (the bare SDK server) is the floor of both"
         ),
     ),
+    *_service_goals(),
 )
 
 

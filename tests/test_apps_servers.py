@@ -56,7 +56,14 @@ def free_port() -> int:
 class Server:
     """One example service process and its log file."""
 
-    def __init__(self, backend: str, database: Path, log_path: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        backend: str,
+        database: Path,
+        log_path: Path,
+        *extra: str,
+        sizes: tuple[str, ...] | None = None,
+    ) -> None:
         self.backend = backend
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,7 +75,7 @@ class Server:
             str(self.port),
             "--database",
             str(database),
-            *(f"--{k}={v}" for k, v in TINY.items()),
+            *(sizes if sizes is not None else (f"--{k}={v}" for k, v in TINY.items())),
             "--demo-tools",
             *SERVER_FLAGS[backend],
             *extra,

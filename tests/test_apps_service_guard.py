@@ -23,6 +23,8 @@ import httpx
 import pytest
 from test_apps_servers import Server, backend_of, running_servers, server, tiny_db
 
+from runtime.ops import content_digest, ensure_database
+
 __all__ = ["running_servers", "server", "tiny_db"]  # fixtures, shared
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -240,3 +242,27 @@ async def test_shutdown_answers_every_request_sent_before_the_signal(
     assert set(after) == {"close"}
     assert took < 15  # the drain, not the 30 s graceful timeout
     assert "runtime stopped; actors still running: 0" in started.log()
+
+
+# -- the database: used as it is, never resized unasked --------------------------------------
+
+
+async def test_an_existing_database_is_served_as_it_is(anyio_backend: Any, tmp_path: Path) -> None:
+    small = tmp_path / "small.sqlite"
+    ensure_database(small, cis=12, days=1, seed=3)
+    digest = content_digest(small)
+    backend = backend_of(anyio_backend)
+    # No --cis/--days/--seed: whatever the file holds is used.
+    started = Server(backend, small, tmp_path / "server.log", sizes=())
+    try:
+        body = {"tool": "CI", "operation": "aggregate", "params": {}, "tenant": "t"}
+        async with httpx.AsyncClient(base_url=started.url, timeout=10) as client:
+            answer = (await client.post("/execute", json=body)).json()
+    finally:
+        assert started.stop() == 0, started.log()
+    assert answer["data"]["rows"] == [[12]]
+    assert content_digest(small) == digest
+    # Asked for other sizes: refused at start, with the reason, and the file left alone.
+    with pytest.raises(AssertionError, match="--cis 12, not 40"):
+        Server(backend, small, tmp_path / "refused.log")
+    assert content_digest(small) == digest

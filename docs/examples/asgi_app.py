@@ -86,9 +86,8 @@ from runtime import (
     load_config,
     open_runtime,
 )
-from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops import OpsDatabase, ensure_database, existing_database, register_ops_tools
 from runtime.report.web import dashboard, traces_report
-from runtime.tracer.export import export as export_traces
 
 try:  # the MCP face is optional (extra "mcp")
     from runtime.mcp.http import McpEndpoint
@@ -110,6 +109,7 @@ TRACE_MEDIA_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson"
 TRACE_MEDIA_TYPES["chrome"] = "application/json"  # a timeline for Perfetto
 MAX_SLEEP_S = 30.0
 MAX_TRACE_LIMIT = 1_000_000
+BUILD_SIZES = {"cis": 100, "days": 2, "seed": 42}
 
 
 @attrs.frozen(slots=True)
@@ -117,9 +117,11 @@ class ServiceSettings:
     """Where the CMDB lives, how big to build it, and how to configure the runtime."""
 
     database: Path = Path(DEFAULT_DATABASE)
-    cis: int = 100
-    days: int = 2
-    seed: int = 42
+    # Sizes a user asked for; None: an existing database is used as it is, and one built
+    # on start gets BUILD_SIZES.  A database of other sizes is never resized unasked.
+    cis: int | None = None
+    days: int | None = None
+    seed: int | None = None
     config: RuntimeConfig = attrs.field(factory=RuntimeConfig)
     demo_tools: bool = False
     guard: GuardSettings = attrs.field(factory=GuardSettings)
@@ -134,8 +136,8 @@ class ServiceSettings:
         )
         return cls(
             database=Path(environ.get("RUNTIME_CMDB", DEFAULT_DATABASE)),
-            cis=int(environ.get("RUNTIME_CMDB_CIS", "100")),
-            days=int(environ.get("RUNTIME_CMDB_DAYS", "2")),
+            cis=int(environ["RUNTIME_CMDB_CIS"]) if "RUNTIME_CMDB_CIS" in environ else None,
+            days=int(environ["RUNTIME_CMDB_DAYS"]) if "RUNTIME_CMDB_DAYS" in environ else None,
             config=load_config(config_path) if config_path else RuntimeConfig(),
             demo_tools=environ.get("RUNTIME_DEMO_TOOLS", "") == "1",
             guard=guard,
@@ -403,10 +405,9 @@ async def traces(request: Request) -> Response:
     limit = trace_limit(request.query_params.get("limit"))
     if rt.tracer is None:
         raise LookupError("the tracer is disabled (tracer.enabled is false)")
-    records = await rt.tracer.records(limit)
-    # Serialising a full ring takes ~1 s of CPU: in a worker thread, the loop keeps
-    # answering (the thread and the loop share the GIL, in 5 ms slices).
-    text = await anyio.to_thread.run_sync(export_traces, records, fmt)
+    # Building and serialising a full ring is ~1 s of CPU: the tracer does it in a worker
+    # thread, so the loop keeps answering meanwhile.
+    text = await rt.tracer.export(fmt, limit=limit)
     return PlainTextResponse(text, media_type=TRACE_MEDIA_TYPES[fmt])
 
 
@@ -447,10 +448,12 @@ async def runtime_lifespan(
     """The CMDB (built when absent) and the runtime over it, for as long as the service
     runs; yields the request state ``{"runtime": rt}``.  With ``mcp_endpoint`` (an
     ``McpEndpoint``), the MCP face is served over the same runtime meanwhile."""
-    build = partial(
-        ensure_database, chosen.database, cis=chosen.cis, days=chosen.days, seed=chosen.seed
-    )
-    summary = await anyio.to_thread.run_sync(build)
+    sizes = {"cis": chosen.cis, "days": chosen.days, "seed": chosen.seed}
+    asked = {name: value for name, value in sizes.items() if value is not None}
+    summary = await anyio.to_thread.run_sync(partial(existing_database, chosen.database, **asked))
+    if summary is None:
+        build = partial(ensure_database, chosen.database, **{**BUILD_SIZES, **asked})
+        summary = await anyio.to_thread.run_sync(build)
     log.info("CMDB at %s (%d CIs, built now: %s)", summary.path, summary.cis, summary.built)
     db = await OpsDatabase.open(chosen.database)
     try:
@@ -678,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--trio", action="store_true", help="serve with hypercorn on trio")
     parser.add_argument("--database", type=Path, help=f"CMDB path (default {DEFAULT_DATABASE})")
-    parser.add_argument("--cis", type=int, help="CIs in a database built on start")
+    parser.add_argument("--cis", type=int, help="CIs in a database built on start (100)")
     parser.add_argument("--days", type=int, help="days of metrics in a database built on start")
     parser.add_argument("--seed", type=int, help="generator seed of a database built on start")
     parser.add_argument("--config", type=Path, help="a runtime configuration YAML file")

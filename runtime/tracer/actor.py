@@ -32,10 +32,10 @@ each record as its call ends, reports are cast one by one and the actor pauses u
 Reading goes through ``call`` (the state is only ever touched by the actor task):
 :meth:`tracer_stats`, :meth:`records`, :meth:`reset`, and :meth:`export`.  A records call
 takes the ring as it is (cheap) and the *reader's* task builds the redacted records from
-it (see "lazy records" in :mod:`runtime.tracer.state`) -- in a worker thread when there
-are many -- then formats them and, for a file or many records, writes in a worker thread:
-a large export never stalls the actor, nor the reader's event loop.  With sinks configured
-each record is built in the actor task as it arrives, since the sinks need it then.
+it (see "lazy records" in :mod:`runtime.tracer.state`); an export builds, formats and
+writes them in a worker thread: a large export never stalls the actor nor the loop.
+With sinks configured each record is built in the actor task as it arrives, since the
+sinks need it then.
 Bound a read with ``anyio.fail_after`` if needed.
 
 The base class's :meth:`~runtime.actor.Actor.stats` stays the actor's own introspection
@@ -47,7 +47,6 @@ fresh state: a state whose handler crashed is not trusted.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -316,14 +315,22 @@ class TracerActor(Actor[TracerMessage]):
         self,
         format: str,
         path: str | os.PathLike[str] | None = None,
+        *,
+        limit: int | None = None,
     ) -> str:
-        """The buffered records as ``json`` / ``jsonl`` / ``csv`` / ``chrome`` text, also written to
-        ``path`` when given.  Formatting many records (:data:`THREAD_RECORDS`) and writing
-        happen in a worker thread.  See :mod:`runtime.tracer.export`."""
+        """The buffered records (the newest ``limit`` when given) as ``json`` / ``jsonl`` /
+        ``csv`` / ``chrome`` text, also written to ``path`` when given.  From
+        :data:`THREAD_RECORDS` records on, or with a ``path``, building the records and the
+        text happens in a worker thread: a full ring is ~1 s of CPU, which must not stall the
+        event loop.  See :mod:`runtime.tracer.export`."""
         check_format(format)  # fail before touching the actor
-        records = await self.records()
-        if path is None and len(records) < THREAD_RECORDS:
-            return export(records, format)
-        # Formatting a full ring takes a while, and writing is blocking I/O: in a thread.
-        text: str = await anyio.to_thread.run_sync(functools.partial(export, records, format, path))
+        self._flush()
+        entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
+
+        def build_and_format() -> str:
+            return export(self._build(entries), format, path)
+
+        if path is None and len(entries) < THREAD_RECORDS:
+            return build_and_format()
+        text: str = await anyio.to_thread.run_sync(build_and_format)
         return text
