@@ -10,7 +10,9 @@ Figures:
 
 - ``db_load_ratio_l2`` -- total tool executions with L1 + L2 / total with L1 only, summed
   over the workers (goal <= 0.27; 1/workers is the floor once every replica has seen every
-  question).  An execution is a call the tool really ran:
+  question; ``db_load_floor_l2`` is this run's floor: distinct questions asked / executions
+  with L1 only, reached when every question runs once in all replicas together).  An
+  execution is a call the tool really ran:
   ``L1 misses - coalesced - l2_hits``, from each runtime's cache statistics.
 - ``db_query_ratio_l2`` -- the same for the SQL queries the tools issued
   (``OpsDatabase.query_count``): the database's side of the same story.
@@ -430,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "db_load_ratio_l2": round(executions_l2 / executions_l1, 4),
             "db_query_ratio_l2": round(queries_l2 / queries_l1, 4),
+            "db_load_floor_l2": round(distinct / executions_l1, 4),
             "executions_l1_only": executions_l1,
             "executions_l2": executions_l2,
             "executions_l1_only_per_worker": [row["executions"] for row in l1_only],

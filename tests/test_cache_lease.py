@@ -429,3 +429,37 @@ async def test_a_hung_redis_mid_flight_sends_waiters_to_run_locally(
     assert counts["fallbacks"] >= 1
     assert all(a.success for a in fresh)
     assert source.runs["r0"] + source.runs["r1"] == 3  # 2 for ci 10, 1 shared for ci 11
+
+
+async def test_a_waiter_cancelled_mid_wait_hands_the_wait_to_its_followers(
+    redis_server: RedisServer,
+) -> None:
+    source = Source()
+    source.gate = anyio.Event()
+    with anyio.fail_after(LIMIT):
+        async with (
+            replicas(redis_server, source, 2) as (holder, waiter),
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(ask_all, [holder], 1, 12)
+            await source.started.wait()
+            leader = anyio.CancelScope()
+            answers: list[Any] = []
+
+            async def lead() -> None:
+                with leader:
+                    await waiter.execute_result("CI", "get", {"ci_id": 12}, ACME)
+
+            async def follow() -> None:
+                answers.append(await waiter.execute_result("CI", "get", {"ci_id": 12}, ACME))
+
+            tg.start_soon(lead)
+            await anyio.sleep(0.05)  # the replica's L1 leader is polling the lease
+            tg.start_soon(follow)
+            await anyio.sleep(0.05)
+            leader.cancel()
+            await anyio.sleep(0.05)
+            source.gate.set()
+    assert leader.cancelled_caught
+    assert answers[0].success
+    assert source.executions == 1  # the follower took the wait over, not the tool

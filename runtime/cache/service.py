@@ -24,7 +24,10 @@ drives both, in the caller's task.
   configured TTL and what Redis has left of the value's, rounded down (:func:`_l1_ttl`),
   so L1 never outlives L2) and the
   caller's outcome is ``"hit"`` -- the tool did not run -- counted apart as ``l2_hits``.
-  So per operation, tool executions = L1 misses - coalesced - L2 hits.
+  So per operation, tool executions = L1 misses - coalesced - L2 hits.  With
+  :class:`~runtime.cache.lease.SharedFlights` the leader's GET is a *claim*: the value,
+  or a lease to run the tool (then the write is the lease's checked publish), or a wait
+  for another replica's flight (see :mod:`runtime.cache.lease`).
 - **Fill.**  A successful result is cast to L1 first (followers are released at once),
   then written to L2 *inline*, in the leader's task, with ``SET ... PX ttl``.  The write is
   bounded by the tier's ``op_timeout`` (50 ms by default; a unix-socket round trip is
