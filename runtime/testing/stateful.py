@@ -6,7 +6,7 @@ between rules -- the very state under test.  The working pattern (verified on bo
 backends, see docs/testing.md) is a plain machine that owns an anyio **blocking portal**:
 an event loop on a worker thread that lives as long as the machine.  ``__init__`` starts
 the portal and enters :func:`~runtime.testing.runtime.open_test_runtime` inside it, rules
-call into the runtime through the portal (about 150 us a call), and ``teardown`` leaves
+call into the runtime through the portal, and ``teardown`` leaves
 the runtime and stops the loop -- so nothing outlives an example.
 
 The portal's loop runs on virtual time by default (``MockClock`` on trio,
@@ -26,7 +26,9 @@ Built-in invariants, checked after every rule while :meth:`is_idle`:
 
 Subclasses add rules and invariants of their own, and may override the hooks
 :meth:`make_registry` (required), :meth:`make_config`, :meth:`is_idle` and
-:meth:`answer_tenant`.
+:meth:`answer_tenant`; rules reach the runtime through :attr:`runtime` and the helpers
+(:meth:`run`, :meth:`execute`, :meth:`compose`, :meth:`invalidate`, :meth:`advance`...).
+Virtual time moves only inside those calls (:class:`~runtime.testing.clock.PortalTime`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import attrs
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from runtime.cache.service import CacheReport
+from runtime.cache.service import CacheReport, ResultCacheService
 from runtime.cache.store import CacheCounters
 from runtime.config import RuntimeConfig
 from runtime.pipeline import Pipeline, PipelineResult
@@ -282,6 +284,33 @@ class RuntimeStateMachine(RuleBasedStateMachine):
     async def _sleep(self, seconds: float) -> None:
         with self._time_moves():
             await anyio.sleep(seconds)
+
+    def invalidate(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext | str,
+    ) -> int:
+        """``runtime.cache.invalidate`` through the portal: entries removed (0 or 1)."""
+        ctx = context if isinstance(context, ToolContext) else ToolContext(context)
+        removed: int = self.run(self._require_cache().invalidate, tool_type, operation, params, ctx)
+        return removed
+
+    def invalidate_tool(self, tool_type: str, operation: str | None = None) -> int:
+        """``runtime.cache.invalidate_tool`` through the portal: entries removed."""
+        removed: int = self.run(self._require_cache().invalidate_tool, tool_type, operation)
+        return removed
+
+    def clear_cache(self) -> int:
+        """``runtime.cache.clear`` through the portal: entries removed."""
+        removed: int = self.run(self._require_cache().clear)
+        return removed
+
+    def _require_cache(self) -> ResultCacheService:
+        if self.runtime.cache is None:
+            raise RuntimeError("the cache is disabled in this runtime")
+        return self.runtime.cache
 
     def cache_stats(self) -> CacheReport:
         if self.runtime.cache is None:
