@@ -66,6 +66,7 @@ EXPECTED = (
     "report_bench",
     "mcp_bench",
     "service_bench",
+    "testing_bench",
 )
 
 Figures = dict[str, Any]
@@ -483,6 +484,36 @@ GOALS: tuple[Goal, ...] = (
         ),
     ),
     *_service_goals(),
+    Goal(
+        "testing_bench",
+        "stateful_trio_vs_asyncio",
+        "<=",
+        1.5,
+        "the same stateful steps on asyncio (wall time per step)",
+        ours="stateful_ms_per_step_trio",
+        anchor="stateful_ms_per_step_asyncio",
+        issue=23,
+    ),
+    Goal(
+        "testing_bench",
+        "portal_virtual_vs_bare_trio",
+        "<=",
+        1.5,
+        "a bare blocking-portal call on trio, real clock",
+        ours="portal_call_us_trio_virtual",
+        anchor="portal_call_us_bare_trio",
+        issue=23,
+    ),
+    Goal(
+        "testing_bench",
+        "quiescence_kinds_detected",
+        ">=",
+        7,
+        "planted leftovers, one per kind (quiescence_kinds_total)",
+        ratio=False,
+        anchor="quiescence_kinds_total",
+        issue=23,
+    ),
 )
 
 

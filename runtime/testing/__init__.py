@@ -11,8 +11,12 @@ What trio ships as ``trio.testing``, for this runtime -- public, documented and 
   invalid) derived from the params schemas, intents, random compositions, fault plans;
 * :mod:`~runtime.testing.stateful` -- :class:`RuntimeStateMachine`, a stateful-test base
   that drives a live runtime through an anyio blocking portal, with built-in invariants;
-* :mod:`~runtime.testing.quiescence` -- :func:`assert_quiescent`, no work left behind;
-* :mod:`~runtime.testing.clock` -- virtual time on both backends.
+* :mod:`~runtime.testing.quiescence` -- :func:`assert_quiescent`, no work left behind
+  (every call in flight, pipeline run, cache flight, mailbox and deferred reply);
+* :mod:`~runtime.testing.clock` -- virtual time on both backends, and
+  :class:`PortalTime` for loops driven through a portal;
+* :mod:`~runtime.testing.pytest_plugin` -- the pytest plugin (entry point ``runtime``):
+  the ``virtual_time`` marker and the runtime fixtures; not imported from here.
 
 See docs/testing.md for a guide.
 """

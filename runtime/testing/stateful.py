@@ -6,7 +6,7 @@ between rules -- the very state under test.  The working pattern (verified on bo
 backends, see docs/testing.md) is a plain machine that owns an anyio **blocking portal**:
 an event loop on a worker thread that lives as long as the machine.  ``__init__`` starts
 the portal and enters :func:`~runtime.testing.runtime.open_test_runtime` inside it, rules
-call into the runtime through the portal (about 150 us a call), and ``teardown`` leaves
+call into the runtime through the portal, and ``teardown`` leaves
 the runtime and stops the loop -- so nothing outlives an example.
 
 The portal's loop runs on virtual time by default (``MockClock`` on trio,
@@ -26,7 +26,9 @@ Built-in invariants, checked after every rule while :meth:`is_idle`:
 
 Subclasses add rules and invariants of their own, and may override the hooks
 :meth:`make_registry` (required), :meth:`make_config`, :meth:`is_idle` and
-:meth:`answer_tenant`.
+:meth:`answer_tenant`; rules reach the runtime through :attr:`runtime` and the helpers
+(:meth:`run`, :meth:`execute`, :meth:`compose`, :meth:`invalidate`, :meth:`advance`...).
+Virtual time moves only inside those calls (:class:`~runtime.testing.clock.PortalTime`).
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ from typing import Any, ClassVar, TypeVar
 
 import anyio
 import attrs
+import trio
+import trio.from_thread
+import trio.lowlevel
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from runtime.cache.service import CacheReport
+from runtime.cache.service import CacheReport, ResultCacheService
 from runtime.cache.store import CacheCounters
 from runtime.config import RuntimeConfig
 from runtime.pipeline import Pipeline, PipelineResult
@@ -112,6 +117,11 @@ class RuntimeStateMachine(RuleBasedStateMachine):
             self.runtime: Runtime = self._stack.enter_context(
                 self.portal.wrap_async_context_manager(self._in_time(runtime))
             )
+            # On trio, trio's own from_thread.run is one hand-off each way; the portal's
+            # call is two (schedule the task, then wait for its result): measured ~2x.
+            self._trio_token: Any = (
+                self.portal.call(trio.lowlevel.current_trio_token) if backend == "trio" else None
+            )
         except BaseException:
             self._stack.close()
             raise
@@ -159,8 +169,15 @@ class RuntimeStateMachine(RuleBasedStateMachine):
         rules the loop waits for the next call and its clock stands still.
         """
         self._idle_snapshot = None  # whatever ran may have changed what it shows
-        result: T = self.portal.call(self._bounded, function, args)
+        result: T = self._call(self._bounded, function, args)
         return result
+
+    def _call(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await function(*args)`` in the loop, from this (the test's) thread."""
+        if self._trio_token is not None:
+            result: T = trio.from_thread.run(function, *args, trio_token=self._trio_token)
+            return result
+        return self.portal.call(function, *args)
 
     async def _bounded(self, function: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
         with self._time_moves(), anyio.fail_after(self.call_timeout):
@@ -269,7 +286,11 @@ class RuntimeStateMachine(RuleBasedStateMachine):
 
     def now(self) -> float:
         """The runtime's clock (``anyio.current_time()`` in its loop)."""
-        return self.portal.call(anyio.current_time)
+        return self._call(self._current_time)
+
+    @staticmethod
+    async def _current_time() -> float:
+        return anyio.current_time()
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` pass in the runtime's loop (instant on virtual time).
@@ -277,11 +298,38 @@ class RuntimeStateMachine(RuleBasedStateMachine):
         Not bounded by :attr:`call_timeout`: a TTL of a day is a day.
         """
         self._idle_snapshot = None
-        self.portal.call(self._sleep, seconds)
+        self._call(self._sleep, seconds)
 
     async def _sleep(self, seconds: float) -> None:
         with self._time_moves():
             await anyio.sleep(seconds)
+
+    def invalidate(
+        self,
+        tool_type: str,
+        operation: str,
+        params: Mapping[str, Any],
+        context: ToolContext | str,
+    ) -> int:
+        """``runtime.cache.invalidate`` through the portal: entries removed (0 or 1)."""
+        ctx = context if isinstance(context, ToolContext) else ToolContext(context)
+        removed: int = self.run(self._require_cache().invalidate, tool_type, operation, params, ctx)
+        return removed
+
+    def invalidate_tool(self, tool_type: str, operation: str | None = None) -> int:
+        """``runtime.cache.invalidate_tool`` through the portal: entries removed."""
+        removed: int = self.run(self._require_cache().invalidate_tool, tool_type, operation)
+        return removed
+
+    def clear_cache(self) -> int:
+        """``runtime.cache.clear`` through the portal: entries removed."""
+        removed: int = self.run(self._require_cache().clear)
+        return removed
+
+    def _require_cache(self) -> ResultCacheService:
+        if self.runtime.cache is None:
+            raise RuntimeError("the cache is disabled in this runtime")
+        return self.runtime.cache
 
     def cache_stats(self) -> CacheReport:
         if self.runtime.cache is None:
@@ -307,7 +355,7 @@ class RuntimeStateMachine(RuleBasedStateMachine):
     def idle_snapshot(self) -> IdleSnapshot:
         """What the idle invariants read, taken in the runtime's loop once per step."""
         if self._idle_snapshot is None:
-            self._idle_snapshot = self.portal.call(self._take_snapshot)
+            self._idle_snapshot = self._call(self._take_snapshot)
         return self._idle_snapshot
 
     async def _take_snapshot(self) -> IdleSnapshot:
