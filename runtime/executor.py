@@ -123,11 +123,13 @@ class Executor:
         *,
         timeout: float | None = None,
         fallback_used: bool = False,
+        selection: Mapping[str, Any] | None = None,
     ) -> ToolResult:
         """Run the call and return its :class:`ToolResult`; failures are results, not raised.
 
         ``fallback_used`` marks the call's trace record as a fallback (``execute_best``
-        trying its next candidate).
+        trying its next candidate); ``selection`` is why the selector chose it, carried
+        into the report and the trace record.
         """
         if not isinstance(context, ToolContext):
             raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
@@ -221,6 +223,8 @@ class Executor:
                     executed,
                     self._size_result,
                 )
+                if selection:
+                    report = report._replace(selection=selection)
                 for observer in observers:
                     observer.call_finished(report)
 
@@ -317,11 +321,13 @@ def _report(
             params,
             _CACHE_METADATA[outcome],
             data,
+            _NO_SELECTION,
         ),
     )
 
 
 # Shared and read-only: one fewer allocation per call (the tracer copies what it keeps).
+_NO_SELECTION: Mapping[str, Any] = MappingProxyType({})
 _CACHE_METADATA: dict[str, Mapping[str, Any]] = {
     outcome: MappingProxyType({"cache": outcome} if outcome != "off" else {})
     for outcome in ("off", "bypass", "miss", "hit", "coalesced")
