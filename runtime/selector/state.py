@@ -16,6 +16,11 @@ reservations, every request decided before the chosen tool's start is heard of s
 same "idle" tool and goes there too: Mitzenmacher's herding on stale load information.  The
 selector needs no observation to know what it decided itself.  The benchmark's ``stale``
 scenario measured the difference: p99 about 4x P2C peak-EWMA without reservations.
+
+**Exploration.**  ``plan`` may hand a bounded share of an intent's choices to a candidate
+the ranking did not put first -- one never observed, or idle for a while -- so newcomers
+are tried and tools that got better are found again (``exploration.py``); such a choice
+is ``Ranked.explored``.  It needs no randomness: a seeded run still replays exactly.
 """
 
 from __future__ import annotations
