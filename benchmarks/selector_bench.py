@@ -31,6 +31,13 @@ divided by P2C peak-EWMA, and ``errors_vs_round_robin`` is ours divided by round
 ``fast_failing``.  Both are medians of per-seed ratios, and the goal is <= 1.0.  The same
 ratios for the variants carry the suffixes ``_fastest`` and ``_p2c``.
 
+``newcomer`` (issue 20): three tools with observed histories, then a fourth registered
+that is 5x faster than the best, unprofiled (the default 100 ms prior), sequential calls
+every 50 ms.  ``newcomer_discovery_calls``: calls until the newcomer serves most traffic
+(the majority of the next 20; median over seeds; goal <= 50).  ``exploration_share``: the
+fraction of ours' choices that explored, in the four scenarios above (the largest of the
+per-scenario medians; goal <= 0.05).
+
 Run:  .venv/bin/python benchmarks/selector_bench.py [--quick]
 """
 
@@ -241,8 +248,13 @@ class Ours(RoundRobin):
         self._index = {op: k for k, op in enumerate(self._ops)}
         self._none: frozenset[tuple[str, str]] = frozenset()
 
+    explored = 0
+    picks = 0
+
     def pick(self, now: float) -> int:
         chosen = self._state.choose(INTENT, self.strategy, self._none, now, self._rng)
+        self.picks += 1
+        self.explored += chosen.explored
         return self._index[chosen.operation]
 
     def started(self, tool: int, now: float) -> None:
@@ -273,6 +285,68 @@ STRATEGIES: dict[str, Callable[[random.Random], Picker]] = {
     "ours_fastest": OursFastest,
     "ours_p2c": OursP2C,
 }
+
+
+# -- the newcomer scenario -------------------------------------------------------------------
+
+NEWCOMER_MEDIANS_S = (0.020, 0.030, 0.040)  # the three tools with a history
+NEWCOMER_SPEEDUP = 5.0  # the fourth is 5x faster than the best of them
+NEWCOMER_HISTORY = 300  # calls observed before it is registered
+NEWCOMER_CALLS = 400  # calls after
+NEWCOMER_GAP_S = 0.05  # one call every 50 ms, sequential
+NEWCOMER_WINDOW = 20  # "serves most traffic": the majority of the next 20 calls
+
+
+def _newcomer_settings(operations: Sequence[str], explore: bool = True) -> SelectorSettings:
+    """The real selector's defaults; the three known tools' priors are their medians, the
+    newcomer is unprofiled: the neutral default profile (a 100 ms prior)."""
+    candidates = tuple((TOOL, op) for op in operations)
+    profiles = {
+        (TOOL, f"n{k}"): ToolProfile(0.5, 0.5, median, {})
+        for k, median in enumerate(NEWCOMER_MEDIANS_S)
+    }
+    settings = SelectorSettings(profiles=profiles, candidates={INTENT: candidates})
+    return settings if explore else attrs.evolve(settings, exploration_share=0.0)
+
+
+def newcomer_discovery(seed: int, explore: bool = True) -> int:
+    """Calls after the fourth tool is registered until it serves most traffic.
+
+    Three tools serve ``NEWCOMER_HISTORY`` sequential calls (the selector learns them), then
+    a fourth, 5x faster than the best, joins the intent (a new settings object, the same
+    observations replayed into it, as a restarted runtime would relearn them).  The figure
+    is the first call index n such that the newcomer served the majority of calls
+    n+1..n+20; ``NEWCOMER_CALLS`` when it never does.
+    """
+    rng = random.Random(seed)
+    medians = {f"n{k}": median for k, median in enumerate(NEWCOMER_MEDIANS_S)}
+    history: list[tuple[str, float, float]] = []
+    state = SelectorState(_newcomer_settings(list(medians), explore))
+    pick_rng = random.Random(seed + 1)
+    now = 0.0
+
+    def call(state: SelectorState) -> str:
+        nonlocal now
+        op = state.choose(INTENT, None, (), now, pick_rng).operation
+        latency = rng.lognormvariate(math.log(medians[op]), SERVICE_SIGMA)
+        state.observe_start(TOOL, op, now)
+        state.observe_finish(TOOL, op, latency, True, now + latency)
+        history.append((op, now, latency))
+        now += NEWCOMER_GAP_S
+        return op
+
+    for _ in range(NEWCOMER_HISTORY):
+        call(state)
+    medians["new"] = min(NEWCOMER_MEDIANS_S) / NEWCOMER_SPEEDUP
+    state = SelectorState(_newcomer_settings(list(medians), explore))
+    for op, at, latency in history:
+        state.observe_start(TOOL, op, at)
+        state.observe_finish(TOOL, op, latency, True, at + latency)
+    served = [call(state) == "new" for _ in range(NEWCOMER_CALLS)]
+    for n in range(NEWCOMER_CALLS - NEWCOMER_WINDOW):
+        if sum(served[n : n + NEWCOMER_WINDOW]) > NEWCOMER_WINDOW // 2:
+            return n
+    return NEWCOMER_CALLS
 
 
 # -- simulation -----------------------------------------------------------------------------
@@ -362,14 +436,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     # per (scenario, strategy): list over seeds of (p50, p99, p999, error_rate)
     results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+    shares: dict[str, list[float]] = {}  # per scenario: ours' exploring choices / choices
     wall: dict[str, float] = dict.fromkeys(STRATEGIES, 0.0)
     for seed in range(seeds):
         workload = Workload(seed, requests)
         for scenario in SCENARIOS:
             for name, make in STRATEGIES.items():
                 t0 = time.perf_counter()
-                latencies, errors = simulate(workload, scenario, make(random.Random(seed + 1)))
+                picker = make(random.Random(seed + 1))
+                latencies, errors = simulate(workload, scenario, picker)
                 wall[name] += time.perf_counter() - t0
+                if name == "ours" and isinstance(picker, Ours):
+                    shares.setdefault(scenario.name, []).append(picker.explored / picker.picks)
                 ordered = sorted(latencies)
                 results.setdefault((scenario.name, name), []).append(
                     (
@@ -407,9 +485,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures[f"errors_vs_round_robin{suffix}"] = round(
             ratio("fast_failing", ours, "round_robin", 3), 3
         )
+    for scenario_name, per_seed in shares.items():
+        figures[f"exploration_share_{scenario_name}"] = round(statistics.median(per_seed), 5)
+    figures["exploration_share"] = max(
+        figures[f"exploration_share_{scenario.name}"]  # type: ignore[type-var]
+        for scenario in SCENARIOS
+    )
+    newcomer = [newcomer_discovery(seed) for seed in range(seeds)]
+    figures["newcomer_discovery_calls"] = int(statistics.median(newcomer))
+    figures["newcomer_discovery_calls_worst"] = max(newcomer)
+    # The anchor: the same scenario with exploration off (NEWCOMER_CALLS = never).
+    figures["newcomer_discovery_calls_no_exploration"] = int(
+        statistics.median(newcomer_discovery(seed, explore=False) for seed in range(seeds))
+    )
     figures["goals_met"] = int(
         all(figures[f"p99_vs_p2c_ewma_{s.name}"] <= 1.0 for s in SCENARIOS)  # type: ignore[operator]
         and figures["errors_vs_round_robin"] <= 1.0  # type: ignore[operator]
+        and figures["exploration_share"] <= 0.05  # type: ignore[operator]
+        and figures["newcomer_discovery_calls"] <= 50  # type: ignore[operator]
     )
     simulated = requests * seeds * len(SCENARIOS)
     for name, seconds in wall.items():

@@ -112,6 +112,9 @@ class CallReport(NamedTuple):
     ``executed``: whether this call ran the tool itself (a cache hit or a coalesced
     follower did not; load-tracking observers heard ``call_started`` only for calls that
     did).
+
+    ``selection``: for a call ``execute_best`` made, why the selector picked it (see
+    :func:`runtime.selector.explain.selection_summary`); empty otherwise.
     """
 
     kind: Kind
@@ -138,6 +141,7 @@ class CallReport(NamedTuple):
     params: Mapping[str, Any] = _NO_ITEMS
     metadata: Mapping[str, Any] = _NO_ITEMS
     data: Any = None
+    selection: Mapping[str, Any] = _NO_ITEMS
 
 
 new_report: Final = tuple.__new__

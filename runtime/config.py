@@ -325,6 +325,9 @@ class SelectorConfig:
     choice counts as load for up to ``reservation_ttl`` until its call is seen to start.
     ``batch_window`` batches observations as the tracer's does; rankings are never
     delayed by it (a call ends the pause, and pending observations are applied first).
+    ``exploration_share`` bounds the choices spent trying a candidate the ranking did not
+    put first (one never observed, or not observed for ``exploration_refresh``), never one
+    whose error rate is above ``exploration_max_error``; 0 turns exploration off.
     """
 
     enabled: bool = True
@@ -332,11 +335,14 @@ class SelectorConfig:
     decay_time: Seconds = 10.0
     error_decay_time: Seconds = 10.0
     error_alpha: Fraction = 0.1
-    failure_penalty: NonNegFloat = 2.0
+    failure_penalty: NonNegFloat = 4.0
     cold_penalty: NonNegFloat = 10.0
     herd_margin: Fraction = 0.05
     choices: NonNegInt = 0
     reservation_ttl: Seconds = 1.0
+    exploration_share: Fraction = 0.02
+    exploration_refresh: Seconds = 30.0
+    exploration_max_error: Fraction = 0.2
     mailbox_size: MailboxSize = 4096
     batch_window: Seconds = 0.002
     strategies: dict[str, dict[str, NonNegFloat]] = attrs.field(factory=dict)

@@ -146,8 +146,8 @@ class Executor:
         """Run the call and return its :class:`ToolResult`; failures are results, not raised.
 
         ``fallback_used`` marks the call's trace record as a fallback (``execute_best``
-        trying its next candidate); ``selection`` is added to its metadata (``execute_best``:
-        the intent and the runner-up, which the trace report shows).
+        trying its next candidate); ``selection`` is why the selector chose it, carried
+        into the report and the trace record (the trace report shows it per intent).
         """
         if not isinstance(context, ToolContext):
             raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
@@ -252,8 +252,9 @@ class Executor:
                     fallback_used,
                     executed,
                     self._size_result,
-                    selection,
                 )
+                if selection:
+                    report = report._replace(selection=selection)
                 for observer in observers:
                     observer.call_finished(report)
 
@@ -303,7 +304,6 @@ def _report(
     fallback_used: bool,
     executed: bool,
     size_result: SizeResult | None,
-    selection: Mapping[str, Any] | None = None,
 ) -> CallReport:
     # On every traced call, so built positionally.  When an observer sizes results (the
     # tracer's size_result), the result is sized here and *not* carried: kept in a
@@ -349,15 +349,15 @@ def _report(
             estimated,
             executed,
             params,
-            _CACHE_METADATA[outcome]
-            if selection is None
-            else {**_CACHE_METADATA[outcome], **selection},
+            _CACHE_METADATA[outcome],
             data,
+            _NO_SELECTION,
         ),
     )
 
 
 # Shared and read-only: one fewer allocation per call (the tracer copies what it keeps).
+_NO_SELECTION: Mapping[str, Any] = MappingProxyType({})
 _CACHE_METADATA: dict[str, Mapping[str, Any]] = {
     outcome: MappingProxyType({"cache": outcome} if outcome != "off" else {})
     for outcome in ("off", "bypass", "miss", "hit", "coalesced")

@@ -37,6 +37,7 @@ from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, com
 from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
 from runtime.selector.actor import SelectorActor
+from runtime.selector.explain import runner_up_of, selection_summary, why_line
 from runtime.selector.intents import intent_name
 from runtime.supervisor import Supervisor
 from runtime.tools import ToolContext, ToolRegistry, ToolResult
@@ -69,6 +70,10 @@ class BestResult:
     ``chosen`` is the candidate that answered; ``fallback_used`` is true when a candidate
     ran and failed before it; ``attempts`` lists those failures in order; ``skipped`` the
     candidates not run because they would reject the params (or are not registered).
+    ``runner_up`` is the best-ranked other candidate that could take the params (None
+    when there is none); ``selection`` (also on the call's
+    trace record) and ``why`` say why ``chosen`` won: its score's parts, the runner-up's
+    score, and whether the choice explored.
     """
 
     data: Any
@@ -76,6 +81,18 @@ class BestResult:
     fallback_used: bool
     attempts: tuple[tuple[str, str, BaseException], ...] = ()
     skipped: tuple[tuple[str, str, BaseException], ...] = ()
+    runner_up: Ranked | None = None
+    selection: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def explored(self) -> bool:
+        """Whether the selector picked ``chosen`` to learn about it (exploration)."""
+        return self.chosen.explored
+
+    @property
+    def why(self) -> str:
+        """One line: the winner's score and its largest parts, over the runner-up's."""
+        return why_line(self.chosen, self.runner_up)
 
     @property
     def tool_type(self) -> str:
@@ -215,14 +232,11 @@ class Runtime:
                 order.append(candidate)
             else:
                 skipped.append((candidate.tool_type, candidate.operation, rejected))
-        # Traced with each attempt: the trace report shows the choices per intent.  The
-        # runner-up is the next candidate that could run (skipped ones never do).
-        runner_up = order[1] if len(order) > 1 else None
-        selection = {
-            "intent": intent_name(intent),
-            "runner_up": f"{runner_up.tool_type}.{runner_up.operation}" if runner_up else None,
-        }
+        name = intent_name(intent)
         for tried, candidate in enumerate(order):
+            # Among the candidates that could take the params: a skipped one is no rival.
+            runner_up = runner_up_of(candidate, order)
+            selection = selection_summary(name, candidate, runner_up)
             result = await self.executor.execute_result(
                 candidate.tool_type,
                 candidate.operation,
@@ -233,11 +247,17 @@ class Runtime:
             )
             if result.success:
                 return BestResult(
-                    result.data, candidate, tried > 0, tuple(attempts), tuple(skipped)
+                    result.data,
+                    candidate,
+                    tried > 0,
+                    tuple(attempts),
+                    tuple(skipped),
+                    runner_up,
+                    selection,
                 )
             error = failure_exception(candidate.tool_type, candidate.operation, result)
             attempts.append((candidate.tool_type, candidate.operation, error))
-        raise AllCandidatesFailed(intent_name(intent), [*skipped, *attempts])
+        raise AllCandidatesFailed(name, [*skipped, *attempts])
 
     def _rejection(self, candidate: Ranked, params: Mapping[str, Any]) -> Exception | None:
         if candidate.candidate not in self.registry:

@@ -197,3 +197,16 @@ def test_the_sketch_grows_with_the_store_up_to_max_entries() -> None:
 def test_policy_is_validated() -> None:
     with pytest.raises(ValueError, match="policy must be one of tinylfu, lru"):
         CacheStore(4, policy="fifo")  # type: ignore[arg-type]
+
+
+@given(st.lists(st.integers(0, 12), max_size=200), st.integers(0, 12), st.integers(0, 12))
+@settings(max_examples=60)
+def test_more_frequent_is_the_comparison_of_the_estimates(
+    accesses: list[int], a: int, b: int
+) -> None:
+    sketch = FrequencySketch(4)
+    digests = [make_key("A", "CI", "get", {"i": i}).digest for i in range(13)]
+    for i in accesses:
+        sketch.increment(digests[i])
+    expected = sketch.frequency(digests[a]) > sketch.frequency(digests[b])
+    assert sketch.more_frequent(digests[a], digests[b]) == expected

@@ -97,6 +97,13 @@ def test_the_demo_runs_at_a_tiny_size_and_its_json_summary_adds_up(
     assert set(summary["pipelines"]) == {"impact_analysis", "search_with_context"}
     assert len(summary["answers"]) >= 7
     assert all(answer["answer"] for answer in summary["answers"])
+    # One "why" per question the selector answered: the winner's score over the runner-up.
+    chosen = [answer for answer in summary["answers"] if answer["via"].startswith("selector:")]
+    assert len(chosen) >= 6
+    for answer in chosen:
+        tool = answer["via"].removeprefix("selector: ").split(",")[0].split(";")[0]
+        assert answer["why"].startswith(tool + " ")
+        assert " over " in answer["why"] or answer["why"].endswith("the only candidate")
 
     traces = [Path(path) for path in summary["traces"]]
     assert [path.suffix for path in traces] == [".jsonl", ".csv"]
@@ -128,6 +135,10 @@ def test_the_demo_reuses_the_database_and_prints_readable_tables(
     assert (db.stat().st_ino, content_digest(db)) == built  # reused, not rebuilt
     assert "sample CMDB (reused)" in out
     assert "the 5 CIs most affected by" in out
+    questions = [line for line in out.splitlines() if line.startswith("  ? ")]
+    whys = [line for line in out.splitlines() if line.startswith("    why: ")]
+    assert len(whys) == len([line for line in out.splitlines() if "[selector: " in line])
+    assert len(whys) >= len(questions) - 2  # the compositions answer the rest
     header = next(line for line in out.splitlines() if line.startswith("tool "))
     assert header.split() == [
         "tool", "calls", "p50", "ms", "p95", "ms", "cache", "hit", "rate", "errors", "db",

@@ -87,6 +87,28 @@ class FrequencySketch:
             table[3 * width + d % width],
         )
 
+    def more_frequent(self, candidate: bytes, victim: bytes) -> bool:
+        """Whether ``candidate`` is estimated strictly more frequent than ``victim`` (one
+        call for W-TinyLFU's admission test, which runs on every eviction)."""
+        width = self._width
+        table = self._table
+        a, b, c, d = _ROWS(candidate)
+        mine = min(
+            table[a % width],
+            table[width + b % width],
+            table[2 * width + c % width],
+            table[3 * width + d % width],
+        )
+        if mine == 0:
+            return False  # nothing is less frequent than never
+        a, b, c, d = _ROWS(victim)
+        return mine > min(
+            table[a % width],
+            table[width + b % width],
+            table[2 * width + c % width],
+            table[3 * width + d % width],
+        )
+
     def age(self) -> None:
         """Halve every counter (and the sample count): popularity decays."""
         self._table = bytearray(self._table.translate(_HALVE))

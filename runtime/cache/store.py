@@ -282,6 +282,7 @@ class CacheStore(Generic[V]):
         "_last_now",
         "_lfu",
         "_queues",
+        "_recency",
         "_sweep_batch",
         "max_bytes",
         "max_entries",
@@ -314,7 +315,10 @@ class CacheStore(Generic[V]):
         self.max_entries: Final = max_entries
         self.max_bytes: Final = max_bytes
         self._sweep_batch = sweep_batch
-        self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
+        # LRU: the recency order is the entry map itself.  W-TinyLFU keeps order in its
+        # regions, so its map is a plain dict (cheaper to update, ~50 bytes an entry less).
+        self._recency: OrderedDict[bytes, _Entry[V]] = OrderedDict()
+        self._entries: dict[bytes, _Entry[V]] = self._recency if self._lfu is None else {}
         self._queues: dict[float, deque[_Entry[V]]] = {}
         self._groups: dict[tuple[str, str], _Counters] = {}
         self._bytes = 0
@@ -342,7 +346,7 @@ class CacheStore(Generic[V]):
             entry.group.misses += 1
             return MISS
         if lfu is None:
-            self._entries.move_to_end(key.digest)
+            self._recency.move_to_end(key.digest)
         elif entry.region is lfu.probation:
             lfu.touch(entry)  # a promotion
         else:
@@ -362,7 +366,7 @@ class CacheStore(Generic[V]):
             return MISS
         lfu = self._lfu
         if lfu is None:
-            self._entries.move_to_end(digest)
+            self._recency.move_to_end(digest)
         else:
             lfu.sketch.increment(digest)
             if entry.region is lfu.probation:
@@ -572,7 +576,7 @@ class CacheStore(Generic[V]):
             if now >= self._earliest and self._reclaim_expired(now, 1):
                 continue
             if self._lfu is None:
-                _, victim = entries.popitem(last=False)
+                _, victim = self._recency.popitem(last=False)
             else:
                 victim = self._lfu.evict()
                 del entries[victim.digest]

@@ -124,8 +124,7 @@ class TinyLfuRegions(Generic[E]):
         window = self.window
         main = self.probation or self.protected
         if window and main:
-            frequency = self.sketch.frequency
-            if frequency(next(iter(window))) > frequency(next(iter(main))):
+            if self.sketch.more_frequent(next(iter(window)), next(iter(main))):
                 _, leaving = main.popitem(last=False)
                 _, candidate = window.popitem(last=False)
                 self.probation[candidate.digest] = candidate

@@ -162,7 +162,8 @@ class DemoReport:
                 "calls_per_s": round(self.replay.calls_per_s, 1),
             },
             "answers": [
-                {"question": a.question, "answer": a.answer, "via": a.via} for a in self.answers
+                {"question": a.question, "answer": a.answer, "via": a.via, "why": a.why}
+                for a in self.answers
             ],
             "traces": list(self.traces),
             "report": self.report,
@@ -340,6 +341,8 @@ def print_report(report: DemoReport, *, plain: bool = False) -> None:
         print(f"  ? {answer.question}")
         print(f"    {answer.answer}")
         print(f"    [{answer.via}]")
+        if answer.why:
+            print(f"    why: {answer.why}")
     print()
     rows = [
         (

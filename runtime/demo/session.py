@@ -39,6 +39,8 @@ class Answer:
     answer: str
     via: str
     """The tool(s) or composition that answered, e.g. ``CI.aggregate`` (selector's pick)."""
+    why: str = ""
+    """The selector's reason (``BestResult.why``): the winner's score and the runner-up."""
 
 
 @attrs.frozen(slots=True)
@@ -65,6 +67,7 @@ class Choice:
     operation: str
     attempts: tuple[tuple[str, str, BaseException], ...] = ()
     by_selector: bool = True
+    why: str = ""
 
 
 class Asker:
@@ -89,7 +92,7 @@ class Asker:
             choice = await self._in_declared_order(intent, params)
         else:
             best = await self.rt.execute_best(intent, params, self.ctx, strategy=strategy)
-            choice = Choice(best.data, best.tool_type, best.operation, best.attempts)
+            choice = Choice(best.data, best.tool_type, best.operation, best.attempts, why=best.why)
         self.failed_attempts.extend(f"{tool}.{op}" for tool, op, _ in choice.attempts)
         return choice
 
@@ -191,7 +194,7 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
     rows = best.data["rows"]
     total = sum(int(row[1]) for row in rows)
     mix = ", ".join(f"{count} {kind}" for kind, count in rows)
-    answers.append(Answer("what is in the estate?", f"{total} CIs: {mix}", _via(best)))
+    answers.append(Answer("what is in the estate?", f"{total} CIs: {mix}", _via(best), best.why))
 
     best = await asker.best(
         "HISTORY",
@@ -205,24 +208,25 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         text += f"loudest: {names}"
     else:
         text = "no critical alerts in the last 24h"
-    answers.append(Answer("what has been alerting today?", text, _via(best)))
+    answers.append(Answer("what has been alerting today?", text, _via(best), best.why))
 
     focus = _choose_focus(estate)
     metrics = PRIMARY_METRICS.get(focus.ci_type, ("cpu_usage",))
     figures = []
-    via = ""
+    via = why = ""
     for metric in metrics:
         best = await asker.best(
             "METRIC",
             {"metric": metric, "agg": "p95", "ci_ids": [focus.ci_id], "time_range": "last_24h"},
         )
         figures.append(f"{metric} p95 {_fmt(best.data['value'], metric)}")
-        via = _via(best)
+        via, why = _via(best), best.why
     answers.append(
         Answer(
             f"incident on {focus.name}: how bad is it?",
             f"{focus.name} ({focus.ci_type}, {focus.code}): " + ", ".join(figures),
             via,
+            why,
         )
     )
 
@@ -240,7 +244,7 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         )
     else:
         text = f"no {metrics[0]} samples in the last 24h"
-    answers.append(Answer(f"when did {focus.name} peak?", text, _via(best)))
+    answers.append(Answer(f"when did {focus.name} peak?", text, _via(best), best.why))
 
     impact = await rt.compose(
         "impact_analysis",
@@ -276,7 +280,12 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         else:
             text = f"not connected within 6 hops of {target}"
         answers.append(
-            Answer(f"how is {focus.name} linked to {target}?", text, _via(best, "MOST_ACCURATE"))
+            Answer(
+                f"how is {focus.name} linked to {target}?",
+                text,
+                _via(best, "MOST_ACCURATE"),
+                best.why,
+            )
         )
 
     rule = "latency_ms > 500 for 5m"
@@ -295,7 +304,12 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         f"(simulated {_count(len(simulated), 'time')}, each run logged, never served from cache)"
     )
     answers.append(
-        Answer(f"would the rule '{rule}' have fired today?", text, _via(best, "MOST_ACCURATE"))
+        Answer(
+            f"would the rule '{rule}' have fired today?",
+            text,
+            _via(best, "MOST_ACCURATE"),
+            best.why,
+        )
     )
     return answers
 

@@ -14,8 +14,8 @@
   ``waterfalls`` runs, ``top`` slowest and ``top`` failing calls;
 * params shown are redacted again (records from a file may come from anywhere).
 
-Selector choices are read from tool-call records whose metadata carries ``intent``
-(also under ``selector``), with ``runner_up`` where recorded; the first attempt
+Selector choices are read from tool-call records whose ``selection`` carries ``intent``
+(``execute_best`` sets it), with ``runner_up`` where recorded; the first attempt
 (``fallback_used`` false) is the choice.
 """
 
@@ -301,9 +301,7 @@ def _intents(calls: Sequence[TraceRecord], bucket: Bucketer) -> tuple[IntentChoi
     over_time: dict[str, list[Counter[str]]] = {}
     runner_up: dict[str, Counter[str]] = {}
     for record in calls:
-        meta = record.metadata
-        nested = meta.get("selector")
-        source = nested if isinstance(nested, Mapping) else meta
+        source = record.selection
         intent = _label(source.get("intent"))
         if intent is None or record.fallback_used:
             continue

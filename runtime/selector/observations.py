@@ -24,11 +24,13 @@ top of that the error rate (an EWMA per call, weight ``error_alpha``, forgetting
 with ``error_decay_s`` while no calls arrive) inflates the latency used for ranking:
 ``effective = latency * (1 + failure_penalty * error_rate)``.  A multiplier was chosen over
 counting each failure as a huge latency sample because it degrades smoothly.  A tool with 8 %
-errors is charged 1.16x at the default penalty of 2, not banned, and one that fails every
-call is charged 3x.  The scorer also multiplies the confidence by ``1 - error_rate``, so this
-penalty only has to steer the load-based pick among near-equal candidates.  The default of 2
-is the one that kept both the error rate and the p99 at or below the anchors in
-``benchmarks/selector_bench.py``; 8 cut errors further but cost about 2 % of p99.  Being per
+errors is charged 1.32x at the default penalty of 4, not banned, and one that fails every
+call is charged 5x.  The scorer also multiplies the confidence by ``1 - error_rate``, so this
+penalty only has to steer the load-based pick among near-equal candidates.  The default of 4
+is the one that keeps both the error rate and the p99 at or below the anchors in
+``benchmarks/selector_bench.py`` (it was 2 while samples were blended with the estimate's
+drift toward the prior, which pulled every estimate halfway to it; see :func:`finished`);
+8 cuts errors further but costs p99.  Being per
 call, the error EWMA reacts within a bounded number of calls (``1 - (1 - α)^n`` after n
 straight failures) however fast they come.  Being forgotten over time, a tool that is no
 longer chosen still comes back.
@@ -94,7 +96,7 @@ class ObservationSettings:
     decay_s: float = attrs.field(default=10.0, validator=_positive)
     error_alpha: float = attrs.field(default=0.1, validator=_alpha)
     error_decay_s: float = attrs.field(default=10.0, validator=_positive)
-    failure_penalty: float = attrs.field(default=2.0, validator=_non_negative)
+    failure_penalty: float = attrs.field(default=4.0, validator=_non_negative)
     cold_penalty: float = attrs.field(default=10.0, validator=_at_least_one)
 
 
@@ -180,13 +182,18 @@ def finished(
     current = latency_at(stats, now, settings)
     if outcome in ("error", "censored"):
         rtt = max(rtt, current)
-    if stats.stamp is None or rtt >= current:
-        # ``>=``, not ``>``: blending a value with itself can round one ulp below it, and
-        # a failure clamped to the current estimate must never lower that estimate.
+    base = stats.latency_s
+    if stats.stamp is None or rtt >= base:
+        # Slower than the last estimate: believed at once (the peak).  A failure, clamped
+        # to the current estimate above, therefore never lowers it either.
         latency = rtt
     else:
+        # Blend from the last estimate, not from its drift toward the prior: the drift is
+        # for reads while idle.  Blending the drifted value would weigh the prior as much
+        # as the samples for ever, and a tool with a pessimistic prior (a newcomer) would
+        # settle halfway between its prior and what it really does.
         w = _weight(stats, now, settings.decay_s)
-        latency = current * w + rtt * (1.0 - w)
+        latency = base * w + rtt * (1.0 - w)
     if outcome == "censored":
         # A lower bound: it may raise the estimate (done above) but is neither a success
         # nor a failure of the tool, so the error rate and the counters stay as they were.

@@ -213,7 +213,9 @@ class Ranked:
     """A candidate's place in a ranking, with why it got there.
 
     ``evidence`` holds the raw inputs behind the factors (latency estimate in seconds,
-    calls in flight, error rate, cached) for explanations and dashboards.
+    calls in flight, error rate, cached) for explanations and dashboards.  ``explored`` is
+    true on a choice made to learn about a candidate, not because it ranked best (see
+    ``runtime.selector.exploration``).
     """
 
     tool_type: str
@@ -223,6 +225,12 @@ class Ranked:
     weights: Weights
     reliability: float = 1.0
     evidence: Mapping[str, Any] = attrs.field(factory=dict)
+    explored: bool = False
+
+    @property
+    def name(self) -> str:
+        """``TOOL.operation``."""
+        return f"{self.tool_type}.{self.operation}"
 
     @property
     def candidate(self) -> Candidate:
@@ -240,6 +248,7 @@ class Ranked:
             "operation": self.operation,
             "confidence": self.confidence,
             "reliability": self.reliability,
+            "explored": self.explored,
             "factors": {
                 line.factor: {
                     "value": line.value,

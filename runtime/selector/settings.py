@@ -66,6 +66,11 @@ class SelectorSettings:
     the same tools; see ``scoring.choose``).
     ``reservation_ttl_s``: how long a choice counts as load before its call start arrives
     (0 disables reservations; see ``state.py``).
+    ``exploration_share``: the most of an intent's choices that may go to a candidate the
+    ranking did not put first, to learn about it (0 disables exploration; see
+    ``exploration.py``).  ``exploration_refresh_s``: a candidate with no finished call for
+    this long is worth a look again (it may have got better).  ``exploration_max_error``:
+    a candidate whose error-rate estimate is above this is never explored.
     """
 
     profiles: Mapping[Candidate, ToolProfile] = attrs.field(factory=lambda: dict(DEFAULT_PROFILES))
@@ -77,6 +82,9 @@ class SelectorSettings:
     near_top_margin: float = attrs.field(default=0.05, validator=_margin)
     choices: int = attrs.field(default=0, validator=_choices)
     reservation_ttl_s: float = attrs.field(default=1.0, validator=_seconds)
+    exploration_share: float = attrs.field(default=0.02, validator=_margin)
+    exploration_refresh_s: float = attrs.field(default=30.0, validator=_seconds)
+    exploration_max_error: float = attrs.field(default=0.2, validator=_margin)
     default_strategy: str = Strategy.BALANCED
     default_profile: ToolProfile = DEFAULT_PROFILE
 
@@ -169,6 +177,9 @@ class SelectorSettings:
             "near_top_margin": ("herd_margin", config.herd_margin),
             "choices": ("choices", config.choices),
             "reservation_ttl_s": ("reservation_ttl", config.reservation_ttl),
+            "exploration_share": ("exploration_share", config.exploration_share),
+            "exploration_refresh_s": ("exploration_refresh", config.exploration_refresh),
+            "exploration_max_error": ("exploration_max_error", config.exploration_max_error),
         }
         for name, (key, value) in extra.items():
             try:

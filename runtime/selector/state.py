@@ -16,11 +16,17 @@ reservations, every request decided before the chosen tool's start is heard of s
 same "idle" tool and goes there too: Mitzenmacher's herding on stale load information.  The
 selector needs no observation to know what it decided itself.  The benchmark's ``stale``
 scenario measured the difference: p99 about 4x P2C peak-EWMA without reservations.
+
+**Exploration.**  ``plan`` may hand a bounded share of an intent's choices to a candidate
+the ranking did not put first -- one never observed, or idle for a while -- so newcomers
+are tried and tools that got better are found again (``exploration.py``); such a choice
+is ``Ranked.explored``.  It needs no randomness: a seeded run still replays exactly.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,6 +34,7 @@ from typing import Any
 import attrs
 
 from runtime.errors import UnknownIntent, UnknownStrategy
+from runtime.selector.exploration import pick_explored
 from runtime.selector.intents import Candidate, Intent, intent_name
 from runtime.selector.observations import (
     Outcome,
@@ -75,7 +82,15 @@ class ToolSnapshot:
 class SelectorState:
     """Profiles, candidates, strategies and live observations; see the module docstring."""
 
-    __slots__ = ("_intent_table", "_reserved", "_settings", "_stats")
+    __slots__ = (
+        "_credit",
+        "_explorations",
+        "_intent_table",
+        "_last_explored",
+        "_reserved",
+        "_settings",
+        "_stats",
+    )
 
     def __init__(self, settings: SelectorSettings | None = None) -> None:
         self._settings = settings if settings is not None else SelectorSettings()
@@ -85,6 +100,10 @@ class SelectorState:
         # Per intent: its candidates with their profiles, and the latency reference (the
         # smallest prior among them).  The configuration is frozen, so this never goes stale.
         self._intent_table: dict[str, tuple[tuple[tuple[Candidate, ToolProfile], ...], float]] = {}
+        # Exploration (see exploration.py): credit per intent, last probe per candidate.
+        self._credit: dict[str, float] = {}
+        self._last_explored: dict[Candidate, float] = {}
+        self._explorations: dict[str, int] = {}
 
     @property
     def settings(self) -> SelectorSettings:
@@ -251,9 +270,44 @@ class SelectorState:
             rng,
             self._settings.choices,
         )
+        probe = self._explore(intent_name(intent), ranked, chosen, now)
+        if probe is not None:
+            chosen = probe
         if reserve and self._settings.reservation_ttl_s > 0:
             bisect.insort(self._expire(chosen.candidate, now), now)
         return chosen, ranked
+
+    def explorations(self, intent: Intent | str) -> int:
+        """How many choices of ``intent`` explored so far."""
+        return self._explorations.get(intent_name(intent), 0)
+
+    def _explore(
+        self, intent: str, ranked: list[Ranked], chosen: Ranked, now: float
+    ) -> Ranked | None:
+        """Spend the intent's exploration credit on a candidate worth learning about."""
+        settings = self._settings
+        share = settings.exploration_share
+        if share <= 0.0 or len(ranked) < 2:
+            return None
+        credit = min(1.0, self._credit.get(intent, 1.0 - share) + share)
+        self._credit[intent] = credit
+        if credit < 1.0 or self.stats(*chosen.candidate).samples == 0:
+            return None  # no budget, or the choice itself rests on a prior: learn it first
+        others = [r for r in ranked if r.candidate != chosen.candidate]
+        probe = pick_explored(
+            [ranked[0], *(r for r in others if r is not ranked[0])],
+            lambda pair: self.stats(*pair),
+            lambda pair: self._last_explored.get(pair, -math.inf),
+            now,
+            settings.exploration_refresh_s,
+            settings.exploration_max_error,
+        )
+        if probe is None:
+            return None
+        self._credit[intent] = credit - 1.0
+        self._last_explored[probe.candidate] = now
+        self._explorations[intent] = self._explorations.get(intent, 0) + 1
+        return attrs.evolve(probe, explored=True)
 
     def snapshot(self, now: float) -> tuple[ToolSnapshot, ...]:
         """Every operation observed so far, sorted by name."""

@@ -42,7 +42,7 @@ __all__ = ["FORMATS", "check_format", "export", "records_from_json", "records_fr
 
 FORMATS: tuple[str, ...] = ("json", "jsonl", "csv", "chrome")
 
-_NESTED = frozenset({"params", "metadata"})
+_NESTED = frozenset({"params", "metadata", "selection"})
 
 # A lone surrogate is a valid Python str but has no UTF-8 encoding.
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -100,6 +100,7 @@ class TraceRecord:
     retries: int = 0
     fallback_used: bool = False
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    selection: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def started_iso(self) -> str:
@@ -176,6 +177,7 @@ def record_from_report(
         retries=report.retries,
         fallback_used=report.fallback_used,
         metadata=redactor(report.metadata) if report.metadata else {},
+        selection=dict(report.selection) if report.selection else {},
     )
 
 
@@ -202,6 +204,7 @@ def record_to_dict(record: TraceRecord) -> dict[str, Any]:
     out["started_wall"] = iso_from_wall(record.started_wall)
     out["params"] = dict(record.params)
     out["metadata"] = dict(record.metadata)
+    out["selection"] = dict(record.selection)
     return out
 
 
