@@ -35,8 +35,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 from typing import Any, Final, Literal
+
+from runtime.jsondata import check_json_data
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -53,9 +54,6 @@ ENVELOPE_VERSION: Final = b"rtc1"
 _UNSIGNED: Final = ENVELOPE_VERSION + b":u:"
 _SIGNED: Final = ENVELOPE_VERSION + b":s:"
 _MAC_HEX_LEN: Final = 64
-_MAX_DEPTH: Final = 64
-_MAX_CONTAINERS: Final = 100_000
-_SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
 class NotJsonValue(ValueError):
@@ -81,43 +79,13 @@ class DecodeFailure(ValueError):
         super().__init__(f"{kind} failure: {reason}")
 
 
-def check_json_value(
-    value: Any, path: str = "", depth: int = 0, budget: list[int] | None = None
-) -> None:
+def check_json_value(value: Any, path: str = "", depth: int = 0) -> None:
     """Raise :class:`NotJsonValue` unless JSON round-trips ``value`` exactly.
 
-    At most :data:`_MAX_CONTAINERS` containers are visited, a shared one once per
-    reference (as JSON writes it out): a value whose JSON would be astronomically large
-    is refused rather than encoded.
+    The limits are :mod:`runtime.jsondata`'s: a value whose JSON would be astronomically
+    large is refused rather than encoded.
     """
-    if depth > _MAX_DEPTH:
-        raise NotJsonValue(f"nested deeper than {_MAX_DEPTH} levels", path)
-    kind = type(value)
-    if kind in _SCALARS:
-        return
-    if kind is float:
-        if not math.isfinite(value):
-            raise NotJsonValue(f"non-finite float {value!r}", path)
-        return
-    if kind is not list and kind is not dict:
-        raise NotJsonValue(f"a {kind.__name__} does not round-trip through JSON", path)
-    if budget is None:
-        budget = [_MAX_CONTAINERS]
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise NotJsonValue(
-            f"more than {_MAX_CONTAINERS:,} nested containers (a shared one counts each "
-            "time it is referenced)",
-            path,
-        )
-    if kind is list:
-        for index, item in enumerate(value):
-            check_json_value(item, f"{path}[{index}]", depth + 1, budget)
-        return
-    for name, item in value.items():
-        if type(name) is not str:
-            raise NotJsonValue(f"dict key {name!r} is a {type(name).__name__}", path)
-        check_json_value(item, f"{path}.{name}" if path else name, depth + 1, budget)
+    check_json_data(value, NotJsonValue, sequences=(list,), exact=True, path=path, depth=depth)
 
 
 def _mac(secret: bytes, redis_key: bytes, payload: bytes) -> bytes:

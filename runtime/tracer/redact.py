@@ -38,6 +38,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from runtime.config import DEFAULT_REDACT_KEYS
+from runtime.jsondata import MAX_CONTAINERS, MAX_DEPTH
+
 __all__ = [
     "CYCLE",
     "DEFAULT_REDACT_KEYS",
@@ -56,24 +59,8 @@ REDACTED = "***"
 TOO_DEEP = "<too deep>"
 CYCLE = "<cycle>"
 TOO_LARGE = "<too large>"
-MAX_DEPTH = 32
-MAX_CONTAINERS = 10_000
 MAX_REPR = 200
 MIN_SECRET_CHARS = 4
-
-DEFAULT_REDACT_KEYS: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "credential",
-    "private_key",
-)
-
 
 _SEPARATORS = str.maketrans("", "", "_-. ")
 
