@@ -1,35 +1,18 @@
 """Canonical, tenant-safe cache keys.
 
-A cache key must satisfy two opposite demands: two calls that ask the same question must
-produce the same key (or the cache is useless), and two calls that ask different questions
-must never produce the same key (or the cache serves a wrong answer -- to another tenant, in
-the worst case).  So the key is derived from a *canonical* form of everything that decides
-the answer: the tenant, the tool type, the operation and the parameters, minus the
-*volatile* parameters that name the request rather than the question (``request_id``,
-``trace_id`` and whatever the configuration adds).
+A key is derived from a canonical form of everything that decides the answer -- tenant,
+tool type, operation and params, minus the *volatile* params that name the request
+(``request_id``, ``trace_id`` and whatever the configuration adds):
 
-Canonical form, and why each rule:
+- JSON with sorted object keys and no whitespace; tuples encode as lists; list order kept.
+- Only JSON data is accepted (:mod:`runtime.jsondata`): ``str``, ``int``, finite ``float``,
+  ``bool``, ``None``, lists, tuples and dicts with ``str`` keys.  ``True`` and ``1``, and
+  ``1`` and ``1.0``, encode differently.
+- Anything else raises :class:`Uncacheable` naming the path; the caller turns it into a
+  counted bypass.  Never a crash, never a guessed key.
 
-- JSON with sorted object keys and no whitespace: dict insertion order never matters.
-- Tuples encode as lists: ``(1, 2)`` and ``[1, 2]`` are the same question; list order is kept
-  because ``["a", "b"]`` and ``["b", "a"]`` can be different questions.
-- Only JSON types are accepted (``str``, ``int``, ``float``, ``bool``, ``None``, lists, tuples
-  and dicts with ``str`` keys).  Anything else -- sets, bytes, datetimes, objects -- has no
-  single obvious spelling, and a guessed spelling risks a wrong hit.  ``json.dumps`` would
-  silently turn ``{1: "a"}`` into ``{"1": "a"}``; we refuse instead.
-- ``NaN`` and infinities are refused (``NaN != NaN``, and JSON has no spelling for them).
-- ``True`` and ``1`` encode differently (``true`` / ``1``), and so do ``1`` and ``1.0``: a
-  needless miss is cheap, a wrong hit is not.
-
-A value that breaks these rules raises :class:`Uncacheable`; the caller turns that into a
-counted cache *bypass* -- the call still runs, uncached.  It is never a crash and never a
-guessed key.
-
-The digest is BLAKE2b (128-bit, personalised for this key format) over the UTF-8 canonical
-document ``["v1", tenant, tool_type, operation, params]``.  Putting everything inside one
-JSON array makes the encoding unambiguous (no delimiter games between tenant and tool).  The
-key keeps tenant, tool type and operation as plain fields next to the digest, so the store can
-invalidate by tenant or tool without parsing anything.
+The digest is BLAKE2b-128, personalised, over ``["v1", tenant, tool_type, operation,
+params]``; the key keeps tenant, tool type and operation beside it for invalidation.
 """
 
 from __future__ import annotations

@@ -1,26 +1,14 @@
 """A deterministic generator of the sample CMDB: an estate, its metrics and its history.
 
-Same ``seed`` (and sizes), same contents: every random draw comes from one
-``random.Random(seed)`` in a fixed order, iteration is over lists (never sets), and the
-reference "now" is a constant stored in the ``meta`` table, so "the last 24 hours" means
-the same rows forever.
+Same ``seed`` and sizes, same contents: every draw comes from one ``random.Random(seed)``
+in a fixed order, iteration is over lists, and the reference "now" is a constant stored
+in the ``meta`` table.
 
-What it builds, and why it looks the way it does:
-
-- **An estate** of services, apps, databases, hosts and network gear (switches, routers,
-  load balancers, firewalls) with owners, environments, regions, tags and attributes.
-- **A dependency graph with hubs**: apps call apps, services depend on apps, apps use
-  databases, all chosen by preferential attachment, so a few CIs (a gateway, an identity
-  database) end up with many dependents — which is what makes topology questions and
-  blast-radius expansions interesting.
-- **Diurnal metrics** at 5-minute resolution: a daily wave peaking mid-afternoon in the
-  CI's region, quieter weekends, noise; baselines stay clearly below the CEP rule
-  thresholds.
-- **Incidents** planted on hub-weighted CIs: the incident's metric is above its rule's
-  threshold for the whole incident window, the CIs that depend on it see elevated (but
-  sub-threshold) latency and errors, and the event log records the alert, warnings while
-  it lasts, degradation on the dependents and the recovery.  The incidents are kept in
-  their own table as ground truth for tests and the demo.
+It builds an estate of services, apps, databases, hosts and network gear; a dependency
+graph with hubs (preferential attachment); diurnal metrics at 5-minute resolution below
+the CEP rule thresholds; and incidents planted on hub-weighted CIs (their metric above
+threshold for the window, dependents degraded, the event log telling the story), kept in
+their own table as ground truth.
 
 The database is built in a temporary file beside the target and renamed over it only
 when complete, so nobody ever opens a half-built database.

@@ -1,39 +1,20 @@
 """Compositions declared as data, and the built-in ones.
 
-The ``compositions:`` section of the configuration holds plain mappings (the config
-loader hands them over untouched).  :func:`compile_composition` turns one into a
-:class:`~runtime.pipeline.steps.Pipeline` and checks it completely first, so a bad
-reference is a :class:`~runtime.errors.ConfigError` at load time naming the composition,
-the step and the key path, never a ``KeyError`` in the middle of a request.
+The ``compositions:`` section of the configuration holds plain mappings (the loader hands
+them over untouched).  :func:`compile_composition` turns one into a
+:class:`~runtime.pipeline.steps.Pipeline` and checks it completely first: a bad reference
+is a :class:`~runtime.errors.ConfigError` at load time naming the composition, the step
+and the key path, never a ``KeyError`` mid-request.
 
-The format::
+A composition has ``description``, ``defaults`` (initial params a run may override) and
+``steps``: each a step (``name``, ``tool``, ``operation``, ``params``, ``on_error``:
+fail_fast | skip | fallback, ``fallback``, ``timeout``, ``retries``, ``backoff``,
+``retry_on``, ``when``) or a ``parallel`` group with ``max_concurrency``.  A step may
+reference ``$params`` and the steps of earlier stages -- not itself, its own parallel
+group or a later step; a fallback sees what its step sees; a ``when`` that does not
+resolve is false.  The full format: docs/pipelines.md.
 
-    impact_analysis:
-      description: A CI's neighbourhood and its health.
-      defaults: {depth: 1, time_range: last_24h}     # initial params a run may override
-      steps:
-        - name: get                                   # a step
-          tool: CI
-          operation: get
-          params: {ci_id: $params.ci_id}              # see runtime.pipeline.refs
-          on_error: fail_fast                         # | skip | fallback
-          fallback: {name: ..., tool: ..., operation: ..., params: ...}  # iff fallback
-          timeout: 2.0                                # seconds, per attempt
-          retries: 1
-          backoff: {base: 0.1, factor: 2.0, max: 10.0, jitter: 0.1}
-          retry_on: [ToolTimeout]                     # default: tool failures except InvalidParams
-          when: $search.records                       # run only if this resolves to a truthy value
-        - parallel:                                   # a fan-out group
-            - {name: metrics, tool: METRIC, operation: aggregate, params: {...}}
-            - {name: events, tool: HISTORY, operation: event_log, params: {...}}
-          max_concurrency: 2
-
-A step may reference ``$params`` and the steps of earlier stages; not itself, not a step
-of its own parallel group (they run side by side), not a later step.  A fallback sees what
-its step sees.  A ``when`` reference that does not resolve counts as false.
-
-The two built-in compositions are declared in this same format (:data:`BUILTIN_COMPOSITIONS`)
-so the format is exercised by the code that ships, not only by tests.
+The built-in compositions (:data:`BUILTIN_COMPOSITIONS`) are declared in this same format.
 """
 
 from __future__ import annotations
