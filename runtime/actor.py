@@ -2,38 +2,20 @@
 
 The contract is Erlang's gen_server, restated for structured concurrency:
 
-* ``call`` is request/reply.  It ends with the reply, with :class:`ActorUnavailable`
-  (the actor died or stopped; its crash is chained as ``__cause__``), or with the
-  caller's own timeout -- never with a hang.
-* ``cast`` is fire-and-forget.  It never blocks the caller; when the mailbox is full the
-  message is dropped and counted.  Telemetry uses casts so a tool call never waits for
-  an observer.  Casts queue beside the call mailbox and only the first of a batch wakes
-  the actor (one task switch per batch, not per message); every cast is handled before
-  any call sent after it, so a call always sees the effect of earlier casts.
+* ``call`` is request/reply.  It ends with the reply, with :class:`ActorUnavailable` (the
+  actor died or stopped; its crash is chained as ``__cause__``), or with the caller's own
+  timeout -- never with a hang.
+* ``cast`` is fire-and-forget: it never blocks; when the mailbox is full the message is
+  dropped and counted.  Every cast is handled before any call sent after it.
 * When the actor stops -- crash, cancellation or :meth:`Actor.stop` -- it fails every
   deferred reply, drains its mailbox failing each waiting caller, and closes the mailbox
   so later calls fail at once.
 
-Replies travel through a one-shot :class:`ReplySlot` (an ``anyio.Event`` plus a value or
-an exception) rather than a channel per request: measured about 2x cheaper, and a slot
-whose caller was cancelled is simply never read.  The serve loop drains the mailbox in
-batches with ``receive_nowait`` before it yields again, which measured 1.6-3.9x more
-throughput under many concurrent callers.
-
-Subclasses implement two synchronous hooks, :meth:`Actor.handle_call` and
-:meth:`Actor.handle_cast`, over state that only the actor task touches -- so there are
-no locks.  Handlers must not await: anything slow happens in the caller's task (the
-cache leader runs the tool itself), which is also what keeps actors free of call cycles.
-A handler that raises crashes the actor: that is a bug in the actor, and the callers
-learn of it through :class:`ActorUnavailable`.
-
-A handler that cannot answer yet returns :data:`DEFER`, keeps the slot, and answers later
-with :meth:`Actor.reply` or :meth:`Actor.reply_error` (the cache actor does this for
-followers of an in-flight computation).  Deferred slots are failed if the actor stops.
-
-An actor may be served again after it stopped (a supervisor restarting it): each
-:meth:`Actor.serve` opens a fresh mailbox and calls :meth:`Actor.on_start` so the
-subclass can reset its state.
+Subclasses implement the synchronous hooks :meth:`Actor.handle_call` and
+:meth:`Actor.handle_cast` over state only the actor task touches; handlers must not await,
+and one that raises crashes the actor.  A handler may return :data:`DEFER` and answer
+later with :meth:`Actor.reply` / :meth:`Actor.reply_error`.  Each :meth:`Actor.serve`
+(a restart included) opens a fresh mailbox and calls :meth:`Actor.on_start`.
 """
 
 from __future__ import annotations

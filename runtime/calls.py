@@ -21,6 +21,8 @@ from typing import Any, Final, Literal, NamedTuple, Protocol
 
 import attrs
 
+from runtime.jsondata import MAX_DEPTH
+
 __all__ = [
     "CURRENT_SPAN",
     "CacheOutcome",
@@ -151,7 +153,6 @@ without the Python-level ``__new__`` (the executor's per-call path)."""
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 _CONTAINERS = frozenset({dict, list, tuple})
-_SNAPSHOT_DEPTH = 32
 
 
 def snapshot_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,7 +194,7 @@ def _snapshot(value: Any, kind: type, depth: int, memo: dict[int, Any]) -> Any:
     done = memo.get(id(value))
     if done is not None:
         return done
-    if depth > _SNAPSHOT_DEPTH:
+    if depth > MAX_DEPTH:
         return value
     if kind is dict:
         copied = value.copy()

@@ -78,6 +78,20 @@ RedactFragments = Annotated[
     ),
 ]
 
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "credential",
+    "private_key",
+)
+"""Param-name fragments whose values traces redact (``runtime.tracer.redact``)."""
+
 # The sample CMDB generator's limits (runtime.ops.generate MIN_CIS, MAX_DAYS), repeated
 # because config is the bottom layer and loads without the ops package; a test keeps them
 # equal.  Checked here so a bad ops.cis / ops.days is named by its key path at load time,
@@ -282,18 +296,7 @@ class TracerConfig:
         int, _Check("an integer between 1 and 10,000,000", lambda v: 1 <= v <= 10_000_000)
     ] = 10_000
     mailbox_size: MailboxSize = 8192
-    redact_keys: RedactFragments = (
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "authorization",
-        "cookie",
-        "credential",
-        "private_key",
-    )
+    redact_keys: RedactFragments = DEFAULT_REDACT_KEYS
     export_dir: str = "var/traces"
     batch_window: Seconds = 0.002
 

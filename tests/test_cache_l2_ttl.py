@@ -72,5 +72,5 @@ async def test_l2_hits_fill_l1_with_few_distinct_ttls_never_outliving_l2() -> No
         # Never longer than the shared copy lives, and not much shorter either.
         assert 0.8 * left <= entry.ttl <= left, (left, entry.ttl)
     # One expiry queue per distinct TTL: a TTL per value would make every fill scan
-    # hundreds of queues (see runtime.cache.store's module docstring).
+    # hundreds of queues (docs/architecture.md, notes on runtime/cache/store.py).
     assert len({entry.ttl for entry in entries}) <= 64

@@ -1,33 +1,18 @@
-"""The wire form of a value in the shared (Redis) cache tier: JSON in a versioned, signed envelope.
-
-The in-process cache stores pickles (``values.py``) because they never leave the process.
-A shared tier is different: whatever sits in Redis may have been written by another
-version of this program, by another program, or by someone with write access to Redis.
-Unpickling such bytes executes code chosen by the writer, so the wire form here is data
-only -- JSON -- and reading it can at worst produce a wrong *value*, never run anything.
-(msgpack would be ~2x smaller and faster, but it is not installed; at tool-result sizes the
-JSON cost, tens of microseconds, is noise beside one Redis round trip.)
+"""The wire form of a value in the shared (Redis) tier: JSON in a versioned, signed envelope.
 
 Envelope (bytes)::
 
-    rtc1:u:<json>                   unsigned
-    rtc1:s:<64 hex sha256 mac>:<json>   signed with HMAC-SHA256
+    rtc1:u:<json>                        unsigned
+    rtc1:s:<64 hex sha256 mac>:<json>    signed with HMAC-SHA256
 
-``rtc1`` is the format version: a reader refuses any other version instead of guessing.
-The MAC covers the *Redis key* the value was written under as well as the payload, so a
-validly signed value copied to another key -- another tenant's, say -- fails verification:
-signing protects tenant isolation, not only integrity.
-
-When a secret is configured, only signed values are accepted (an unsigned value there is a
-signature failure: it may be a forgery).  Without a secret both forms are accepted, the
-signature unchecked: a reader without a secret trusts Redis anyway, and this lets a
-deployment roll a secret out writers-first.
-
-Fidelity: a value is written only if JSON gives *exactly* it back -- ``dict`` with ``str``
-keys, ``list``, ``str``, ``int``, ``float`` (finite), ``bool``, ``None``, and no subclasses.
-A tuple would come back as a list and an ``IntEnum`` as an ``int``, so a hit from the shared
-tier would differ from a hit from memory; such values are refused (:class:`NotJsonValue`)
-and simply stay out of the shared tier.
+- Data only, never pickle: reading can at worst produce a wrong *value*, never run code.
+- ``rtc1`` is the version; any other is refused.  The MAC covers the Redis key as well as
+  the payload, so a signed value copied to another key (another tenant's) fails.
+- With a secret only signed values are accepted; without one both forms are, unchecked.
+- A value is written only if JSON gives exactly it back (``dict`` with ``str`` keys,
+  ``list``, ``str``, ``int``, finite ``float``, ``bool``, ``None``, no subclasses);
+  anything else raises :class:`NotJsonValue` and stays out of the shared tier.
+- Refused bytes raise :class:`DecodeFailure` (``"signature"`` or ``"decode"``).
 """
 
 from __future__ import annotations
@@ -35,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 from typing import Any, Final, Literal
+
+from runtime.jsondata import check_json_data
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -53,9 +39,6 @@ ENVELOPE_VERSION: Final = b"rtc1"
 _UNSIGNED: Final = ENVELOPE_VERSION + b":u:"
 _SIGNED: Final = ENVELOPE_VERSION + b":s:"
 _MAC_HEX_LEN: Final = 64
-_MAX_DEPTH: Final = 64
-_MAX_CONTAINERS: Final = 100_000
-_SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
 class NotJsonValue(ValueError):
@@ -81,43 +64,13 @@ class DecodeFailure(ValueError):
         super().__init__(f"{kind} failure: {reason}")
 
 
-def check_json_value(
-    value: Any, path: str = "", depth: int = 0, budget: list[int] | None = None
-) -> None:
+def check_json_value(value: Any, path: str = "", depth: int = 0) -> None:
     """Raise :class:`NotJsonValue` unless JSON round-trips ``value`` exactly.
 
-    At most :data:`_MAX_CONTAINERS` containers are visited, a shared one once per
-    reference (as JSON writes it out): a value whose JSON would be astronomically large
-    is refused rather than encoded.
+    The limits are :mod:`runtime.jsondata`'s: a value whose JSON would be astronomically
+    large is refused rather than encoded.
     """
-    if depth > _MAX_DEPTH:
-        raise NotJsonValue(f"nested deeper than {_MAX_DEPTH} levels", path)
-    kind = type(value)
-    if kind in _SCALARS:
-        return
-    if kind is float:
-        if not math.isfinite(value):
-            raise NotJsonValue(f"non-finite float {value!r}", path)
-        return
-    if kind is not list and kind is not dict:
-        raise NotJsonValue(f"a {kind.__name__} does not round-trip through JSON", path)
-    if budget is None:
-        budget = [_MAX_CONTAINERS]
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise NotJsonValue(
-            f"more than {_MAX_CONTAINERS:,} nested containers (a shared one counts each "
-            "time it is referenced)",
-            path,
-        )
-    if kind is list:
-        for index, item in enumerate(value):
-            check_json_value(item, f"{path}[{index}]", depth + 1, budget)
-        return
-    for name, item in value.items():
-        if type(name) is not str:
-            raise NotJsonValue(f"dict key {name!r} is a {type(name).__name__}", path)
-        check_json_value(item, f"{path}.{name}" if path else name, depth + 1, budget)
+    check_json_data(value, NotJsonValue, sequences=(list,), exact=True, path=path, depth=depth)
 
 
 def _mac(secret: bytes, redis_key: bytes, payload: bytes) -> bytes:

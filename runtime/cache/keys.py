@@ -1,48 +1,31 @@
 """Canonical, tenant-safe cache keys.
 
-A cache key must satisfy two opposite demands: two calls that ask the same question must
-produce the same key (or the cache is useless), and two calls that ask different questions
-must never produce the same key (or the cache serves a wrong answer -- to another tenant, in
-the worst case).  So the key is derived from a *canonical* form of everything that decides
-the answer: the tenant, the tool type, the operation and the parameters, minus the
-*volatile* parameters that name the request rather than the question (``request_id``,
-``trace_id`` and whatever the configuration adds).
+A key is derived from a canonical form of everything that decides the answer -- tenant,
+tool type, operation and params, minus the *volatile* params that name the request
+(``request_id``, ``trace_id`` and whatever the configuration adds):
 
-Canonical form, and why each rule:
+- JSON with sorted object keys and no whitespace; tuples encode as lists; list order kept.
+- Only JSON data is accepted (:mod:`runtime.jsondata`): ``str``, ``int``, finite ``float``,
+  ``bool``, ``None``, lists, tuples and dicts with ``str`` keys.  ``True`` and ``1``, and
+  ``1`` and ``1.0``, encode differently.
+- Anything else raises :class:`Uncacheable` naming the path; the caller turns it into a
+  counted bypass.  Never a crash, never a guessed key.
 
-- JSON with sorted object keys and no whitespace: dict insertion order never matters.
-- Tuples encode as lists: ``(1, 2)`` and ``[1, 2]`` are the same question; list order is kept
-  because ``["a", "b"]`` and ``["b", "a"]`` can be different questions.
-- Only JSON types are accepted (``str``, ``int``, ``float``, ``bool``, ``None``, lists, tuples
-  and dicts with ``str`` keys).  Anything else -- sets, bytes, datetimes, objects -- has no
-  single obvious spelling, and a guessed spelling risks a wrong hit.  ``json.dumps`` would
-  silently turn ``{1: "a"}`` into ``{"1": "a"}``; we refuse instead.
-- ``NaN`` and infinities are refused (``NaN != NaN``, and JSON has no spelling for them).
-- ``True`` and ``1`` encode differently (``true`` / ``1``), and so do ``1`` and ``1.0``: a
-  needless miss is cheap, a wrong hit is not.
-
-A value that breaks these rules raises :class:`Uncacheable`; the caller turns that into a
-counted cache *bypass* -- the call still runs, uncached.  It is never a crash and never a
-guessed key.
-
-The digest is BLAKE2b (128-bit, personalised for this key format) over the UTF-8 canonical
-document ``["v1", tenant, tool_type, operation, params]``.  Putting everything inside one
-JSON array makes the encoding unambiguous (no delimiter games between tenant and tool).  The
-key keeps tenant, tool type and operation as plain fields next to the digest, so the store can
-invalidate by tenant or tool without parsing anything.
+The digest is BLAKE2b-128, personalised, over ``["v1", tenant, tool_type, operation,
+params]``; the key keeps tenant, tool type and operation beside it for invalidation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from runtime.errors import RuntimeFault
+from runtime.jsondata import check_json_data
 
 __all__ = [
     "DIGEST_SIZE",
@@ -78,7 +61,7 @@ def _refuse(value: Any) -> Any:
 
 # The C encoder behind _ENCODER, called directly: JSONEncoder.encode builds it anew on
 # every call, which is most of its cost for a small document.  Same options, same output
-# (a test compares them); markers=None skips the cycle check, which _check's depth
+# (a test compares them); markers=None skips the cycle check, which check_json_data's depth
 # bound already makes unnecessary.
 _MAKE_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)  # CPython's _json
 _C_ENCODE: Final = (
@@ -90,12 +73,6 @@ _C_ENCODE: Final = (
 )
 _PERSON: Final = b"runtime.cache.k1"  # 16 bytes: separates our digests from any other use
 _HASHER: Final = hashlib.blake2b(digest_size=DIGEST_SIZE, person=_PERSON)
-_MAX_DEPTH: Final = 64
-# Nested containers the slow check may visit in one value.  Shared references are
-# visited once per reference, as the encoder will write them: without a bound,
-# ``x = [x, x]`` forty times over (forty lists, 2**40 of them written out) would never
-# finish checking or encoding.
-_MAX_CONTAINERS: Final = 100_000
 
 
 class Uncacheable(RuntimeFault):
@@ -132,69 +109,21 @@ def volatile_keys(extra: Iterable[str] = ()) -> frozenset[str]:
     return VOLATILE_KEYS.union(extra)
 
 
-_LEAVES: Final = frozenset({str, int, bool, type(None)})
-# Floats may take the fast paths too: the encoder itself refuses NaN and infinities.
 _FAST_LEAVES: Final = frozenset({str, int, bool, float, type(None)})
 _STR: Final = frozenset({str})
 
 
-def _check(
-    value: Any, path: str, depth: int, fast: bool = True, budget: list[int] | None = None
-) -> None:
-    """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc).
-
-    With ``fast`` a container of plain leaves passes unexamined (a NaN among them is left
-    to the encoder); without it every value is visited, to name where a problem is.
-    """
-    if depth > _MAX_DEPTH:
-        raise Uncacheable(f"nested deeper than {_MAX_DEPTH} levels", path)
-    if not fast:
-        _check_slowly(value, path, depth, fast, budget)
-        return
-    # Fast paths, all in C: containers of exact leaf types (``ci_ids`` of 300 ints, say)
-    # are checked without a Python-level step per element or a path string per element.
-    kind = type(value)
-    if kind in _LEAVES:
-        return
-    if (kind is list or kind is tuple) and _FAST_LEAVES.issuperset(map(type, value)):
-        return
+def _check(value: Any) -> None:
+    """Raise :class:`Uncacheable` unless ``value`` is plain JSON data (see module doc)."""
+    # Fast path, all in C: params of plain values (floats included: the encoder itself
+    # refuses NaN and infinities) pass without a Python-level step per value.
     if (
-        kind is dict
+        type(value) is dict
         and _STR.issuperset(map(type, value))
         and _FAST_LEAVES.issuperset(map(type, value.values()))
     ):
         return
-    _check_slowly(value, path, depth, fast, budget)
-
-
-def _check_slowly(value: Any, path: str, depth: int, fast: bool, budget: list[int] | None) -> None:
-    # bool before int: bool is an int subclass, and it stays distinct in JSON anyway.
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise Uncacheable(f"non-finite float {value!r}", path)
-        return
-    is_sequence = isinstance(value, list | tuple)
-    if not (is_sequence or isinstance(value, dict)):
-        raise Uncacheable(f"a {type(value).__name__} is not a JSON value", path)
-    if budget is None:
-        budget = [_MAX_CONTAINERS]
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise Uncacheable(
-            f"more than {_MAX_CONTAINERS:,} nested containers (a shared one counts each "
-            "time it is referenced)",
-            path,
-        )
-    if is_sequence:
-        for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]", depth + 1, fast, budget)
-        return
-    for name, item in value.items():
-        if not isinstance(name, str):
-            raise Uncacheable(f"dict key {name!r} is a {type(name).__name__}, not a str", path)
-        _check(item, f"{path}.{name}" if path else name, depth + 1, fast, budget)
+    check_json_data(value, Uncacheable)
 
 
 def canonical_params(
@@ -207,7 +136,7 @@ def canonical_params(
     if not isinstance(params, Mapping):
         raise Uncacheable(f"params must be a mapping, got {type(params).__name__}")
     kept = {name: value for name, value in params.items() if name not in volatile}
-    _check(kept, "", 0)
+    _check(kept)
     return kept
 
 
@@ -248,7 +177,7 @@ def key_digest(
         # Nothing to leave out: check the caller's dict in place rather than copy it (it
         # is only read, never kept).
         kept = params
-        _check(kept, "", 0)
+        _check(kept)
     else:
         kept = canonical_params(params, volatile)
     tenant, tool_type, operation = str(tenant), str(tool_type), str(operation)
@@ -256,7 +185,7 @@ def key_digest(
         whole = ["v1", tenant, tool_type, operation, kept]
         document = "".join(_C_ENCODE(whole, 0)) if _C_ENCODE else _ENCODER.encode(whole)
     except (TypeError, ValueError) as exc:  # a NaN the fast check let through, say
-        _check(kept, "", 0, fast=False)  # raises, naming where the problem is
+        check_json_data(kept, Uncacheable)  # raises, naming where the problem is
         raise Uncacheable(str(exc)) from exc
     hasher = _HASHER.copy()  # a copy of a primed hasher: no keyword parsing per key
     hasher.update(document.encode("ascii"))

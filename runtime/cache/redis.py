@@ -1,65 +1,21 @@
 """The shared second cache tier: Redis through coredis (anyio, so trio and asyncio alike).
 
-Several replicas of a service each warm their own in-process cache; the tools' database
-sees N times the load.  A second tier in a Redis the operators already run lets one
-replica's result serve the others.  This module is that tier, nothing more: the in-process
-``CacheActor`` stays the first tier and decides when to consult and fill this one.
+The in-process ``CacheActor`` stays the first tier and decides when to consult and fill
+this one.  Values live under ``{prefix}:val:{tenant}:{tool}:{op}:{gen}:{digest}``, ``gen``
+hashing four random *generation tokens* (whole cache, tenant, tool type, operation).
 
-Invalidation: generation counters, not SCAN
--------------------------------------------
-
-A value lives under ``{prefix}:val:{tenant}:{tool}:{op}:{gen}:{digest}`` where ``gen`` is a
-short hash of four *generation tokens*: one for the whole cache, one per tenant, one per tool
-type and one per (tool type, operation), each stored under its own ``{prefix}:gen:...`` key.
-Invalidating a tenant, a tool, an operation or everything is one ``SET`` of a fresh random
-token: every value written under the old token becomes unreachable at once and expires by
-its TTL.  A single key is invalidated by deleting it.
-
-The alternative, ``SCAN MATCH {prefix}:val:{tenant}:*`` + ``DEL``, was rejected because
-
-- its cost grows with the *whole* keyspace (SCAN walks every key in the database, matching
-  or not), paid at each invalidation, and many round trips long;
-- it is not atomic: a fill racing the scan can land behind the cursor and survive;
-- while a scan is half done, readers see a mix of invalidated and live entries.
-
-What generations cost instead, and how it is bounded:
-
-- **Per lookup**: the four tokens are needed to build the key.  They are fetched with one
-  ``MGET`` and kept locally for ``generation_cache_s`` (default 1 s), so a warm lookup is
-  one ``GET`` and a cold one ``MGET`` + ``GET``.
-- **Consistency window**: an invalidation by *another* process is seen here up to
-  ``generation_cache_s`` late (0 makes it exact, at two round trips per lookup).  This
-  process's own invalidations are seen at once (they update the local tokens).
-- **Memory**: orphaned values stay in Redis until their TTL (every value has one), not
-  until the invalidation; under ``maxmemory`` they are the first LRU victims since nobody
-  reads them.  Generation keys have no TTL; there is one per tenant, tool and operation.
-- **Tokens are random, not counters**: if a generation key is lost (eviction under
-  ``allkeys-lru``, ``FLUSHDB``), it is re-created with a *new* random token (``SET NX``),
-  which invalidates its namespace -- a counter restarting at 0 would resurrect old values.
-
-An invalidation that cannot reach Redis (down, slow) is kept as *pending* and replayed
-before any other operation once Redis answers again, so a restarted-but-persistent Redis
-never serves what was invalidated while it was unreachable.  (At most 1024 are kept; beyond
-that they collapse into one whole-cache invalidation.)  A fill that computed its value
-before an invalidation and writes it after one can still store a stale value under the new
-generation; that window is the tool's run time, the same as for the in-process tier.
-
-Redis down or slow
-------------------
-
-A tool call must never fail, nor wait long, because this tier failed.  Every public method
-catches every ``Exception`` (cancellation still propagates), counts it and answers
-:class:`Miss` / ``False``.  Each method runs under one ``op_timeout_s`` budget
-(``anyio.move_on_after``) covering all its round trips.  A circuit breaker stops traffic
-after ``failure_threshold`` consecutive failures: while open, calls return at once without
-touching the network; after a backoff (``backoff_initial_s``, doubling to
-``backoff_max_s``) one call is let through as a probe; success closes the circuit (a
-*reconnect*), failure reopens it with a longer backoff.  When the circuit opens, the pool's
-connections are dropped, so the probe dials a fresh connection instead of queueing behind
-a wedged one.  coredis's own retries are disabled: the breaker is the retry policy.
-
-Values are JSON in a versioned, optionally HMAC-signed envelope (:mod:`runtime.cache.codec`);
-never pickle.  A value that fails verification or decoding is a counted :class:`Miss`.
+- Invalidating a tenant, tool, operation or everything is one ``SET`` of a fresh token; a
+  single key is a ``DEL``.  Tokens are cached locally for ``generation_cache_s``: another
+  process's invalidation is seen at most that late, this process's at once.  A lost token
+  is re-created with a new random value, which invalidates its namespace.
+- An invalidation Redis cannot take now is kept pending (at most 1024, then one
+  whole-cache invalidation) and replayed before any other operation once Redis answers.
+- No public method raises (cancellation aside) or takes longer than ``op_timeout_s``:
+  failures are counted and answered :class:`Miss` / ``False``.  A circuit breaker opens
+  after ``failure_threshold`` consecutive failures and probes after a doubling backoff.
+- Values are JSON in a versioned, optionally HMAC-signed envelope
+  (:mod:`runtime.cache.codec`), never pickle; a value that fails verification or decoding
+  is a counted :class:`Miss`.
 """
 
 from __future__ import annotations

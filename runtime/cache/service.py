@@ -1,74 +1,28 @@
 """The cache as the executor and the application see it: one in-process tier, one shared.
 
 :class:`ResultCacheService` implements the executor's ``ResultCache`` seam: it builds the
-key in the caller's task, asks the :class:`CacheActor`, and plays the part the actor
+key in the caller's task, asks the :class:`CacheActor` (L1) and plays the part the actor
 assigns -- read a hit, wait as a follower, or lead: run the tool, then report the outcome.
-It is also what ``runtime.cache`` exposes: invalidation, clearing and statistics.
+It also serves ``runtime.cache``: invalidation, clearing and statistics.
 
-Calls bypass the cache (and are counted) when the tool has side effects, its TTL is 0, its
-params cannot be canonicalised, or its result cannot be stored.  When the cache actor is
-down, calls bypass it too (both tiers): a broken cache costs its hits, never an answer.
+- A call bypasses the cache (counted) when its tool has side effects, its TTL is 0, its
+  params cannot be canonicalised, its result cannot be stored, or the actor is down: a
+  broken cache costs its hits, never an answer.
+- Only the L1 leader asks L2 (a :class:`RedisTier`), before it runs the tool; an L2 hit
+  is cast to L1 as the fill (kept no longer than L2 has left) and counted as ``l2_hits``.
+  Per operation, tool executions = L1 misses - coalesced - L2 hits.
+- A success goes to L1, then inline to L2 within ``op_timeout``; failures and fills an
+  invalidation overtook are never written.  Invalidation goes to L2 first, then L1.
+- :meth:`contains` answers from L1 only.  L2 holds JSON (:mod:`runtime.cache.codec`),
+  never pickle; a value JSON would not give back exactly stays out of L2, and a stored one
+  of the wrong shape is a counted ``l2_rejected`` miss.  L2 failure never fails a call.
 
-Two tiers
----------
-
-L1 is the in-process :class:`CacheActor` (pickled :class:`ToolResult`, single-flight).  L2,
-when ``cache.redis`` is configured, is a :class:`RedisTier` shared by every replica, so one
-replica's result spares the others' database.  The actor knows nothing of L2: the service
-drives both, in the caller's task.
-
-- **Lookup.**  L1 first.  Only the caller the actor makes *leader* asks L2 -- in its own
-  task, before it runs the tool -- while followers wait on the leader as usual, so a
-  stampede of N callers on one key costs one Redis GET, not N.  An L2 hit is cast to the
-  actor as the :class:`Fill` (followers are woken with it, L1 keeps it for the lesser of the
-  configured TTL and what Redis has left of the value's, rounded down (:func:`_l1_ttl`),
-  so L1 never outlives L2) and the
-  caller's outcome is ``"hit"`` -- the tool did not run -- counted apart as ``l2_hits``.
-  So per operation, tool executions = L1 misses - coalesced - L2 hits.  With
-  :class:`~runtime.cache.lease.SharedFlights` the leader's GET is a *claim*: the value,
-  or a lease to run the tool (then the write is the lease's checked publish), or a wait
-  for another replica's flight (see :mod:`runtime.cache.lease`).
-- **Fill.**  A successful result is cast to L1 first (followers are released at once),
-  then written to L2 *inline*, in the leader's task, with ``SET ... PX ttl``.  The write is
-  bounded by the tier's ``op_timeout`` (50 ms by default; a unix-socket round trip is
-  ~0.1 ms) and the open circuit makes it instant while Redis is down, so a slow Redis
-  delays only the leader, only by that much.  Writing in the background would need a task
-  group owned by the service and a bounded queue that drops under load; the inline write is
-  simpler, and nothing in it outlives the call.  Failed results are never written; neither
-  is a fill that an invalidation in this process overtook while the tool ran (the actor
-  drops such a fill from L1 for the same reason).
-- **Invalidation** by key, tool (and operation), tenant, and :meth:`clear`, goes to L2
-  first, then L1: done the other way round, a lookup between the two steps could miss L1,
-  hit the not-yet-invalidated L2 and put the stale value back in L1.  In L2, key
-  invalidation is a DEL, the others bump a generation token (see
-  :mod:`runtime.cache.redis`), and :meth:`clear` drops the values of every process sharing
-  the key prefix.  An invalidation Redis cannot take now is replayed when it answers again.
-- **Canonical keys.**  The executor hands :meth:`fetch` params already normalised by the
-  tool's schema (defaults filled in), so a call and its default-filled twin share one
-  entry in both tiers; :meth:`key_for`, :meth:`contains` and :meth:`invalidate` normalise
-  what they are given the same way (``registry`` tells :meth:`invalidate` the schema).
-- :meth:`contains` answers from L1 only: it is a cheap hint (the selector's "cache
-  availability") and must not cost a network round trip.
-
-JSON, not pickle
-----------------
-
-L1 keeps pickles because they never leave the process; L2 values may come from anyone
-with write access to Redis, so they are JSON (:mod:`runtime.cache.codec`, optionally
-HMAC-signed).  A successful result travels as ``{"data", "warnings", "metadata"}``
-(:func:`to_shared`); the way back (:func:`from_shared`) checks that shape exactly, and
-anything else is a counted ``l2_rejected`` miss.  A result JSON would not give back
-*exactly* (a tuple, a ``datetime``, an ``IntEnum``...) is not written to L2 at all -- the
-tier counts it as ``unencodable`` -- so an L2 hit never differs from an L1 hit.
-
-Failure
--------
-
-A tool call never fails, and never waits more than ``op_timeout``, because L2 failed: the
-tier answers every failure (down, slow, tampered value, bad signature) with a counted miss,
-and its circuit breaker stops traffic to a dead Redis until a backoff has passed.  Tenant
-isolation holds in L2 as in L1: the tenant is part of the Redis key and, when signing, of
-the MAC.
+- Canonical keys: the executor hands :meth:`fetch` params normalised by the tool's schema
+  (defaults filled in), so a call and its default-filled twin share one entry in both
+  tiers; :meth:`key_for`, :meth:`contains` and :meth:`invalidate` normalise the same way.
+- With :class:`~runtime.cache.lease.SharedFlights` the leader's L2 GET is a *claim*: the
+  value, a lease to run the tool (the write is then the lease's checked publish), or a
+  wait for another replica's flight (:mod:`runtime.cache.lease`).
 """
 
 from __future__ import annotations

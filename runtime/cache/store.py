@@ -1,61 +1,24 @@
 """The cache's functional core: a W-TinyLFU (or LRU) + per-entry-TTL store with statistics.
 
-Pure and synchronous: no I/O, no clock.  Every method that needs the time takes ``now``
-(``anyio.current_time()`` in the actor, any number in tests); ``now`` must not go backwards.
-The store holds values in an opaque stored form (see :mod:`runtime.cache.values`) and is
-told each entry's size; it never looks inside a value.
+Pure and synchronous: no I/O, no clock.  Every method that needs the time takes ``now``,
+which must not go backwards.  Values are opaque (see :mod:`runtime.cache.values`); the
+store is told each entry's size and never looks inside a value.
 
-Design, and why:
+- ``policy="tinylfu"`` (the default) admits and evicts as W-TinyLFU
+  (:mod:`runtime.cache.tinylfu`); ``policy="lru"`` is plain LRU.  All below holds for both.
+- An entry is live while ``now < expires``.  A live entry is evicted (the policy's victim)
+  only once no expired entry is left: dead entries never hold capacity.  Every put also
+  sweeps a bounded number of expired entries (``sweep_batch``).
+- ``max_entries`` and ``max_bytes`` are hard limits; a value larger than ``max_bytes`` is
+  never stored (counted ``rejected_oversize``) and drops an older entry for its key.
+- Re-putting a key replaces its entry and never evicts another to make room in count.
+- Counting is deterministic: an entry removed after its expiry counts as an expiration
+  whatever removed it; a live one removed by invalidation or ``clear`` as an
+  invalidation; one removed for room as an eviction.
+- ``misses`` counts lookups without a live entry; coalesced followers and bypasses are
+  reported by the actor, so tool executions for a key are ``misses - coalesced``.
+- Statistics are per (tool type, operation); ``stats()`` is an immutable snapshot.
 
-- **Policy.**  ``policy="tinylfu"`` (the default) evicts and admits as W-TinyLFU
-  (:mod:`runtime.cache.tinylfu`: window, probation and protected regions, a frequency
-  sketch that counts every ``get``/``get_live`` lookup); ``policy="lru"`` is plain LRU,
-  described next.  Everything else below holds for both.
-- **Recency** (LRU) lives in one ``OrderedDict`` keyed by the key's digest: a hit is a C-level
-  ``move_to_end`` and an eviction is ``popitem(last=False)``, both O(1).  (A plain ``dict``
-  re-insertion trick is O(1) for hits, but popping the *oldest* entry of a dict scans over
-  the holes left by earlier deletions, so eviction-heavy loads degrade badly.)  The original
-  design evicted the smallest ``created_at`` with an O(n) ``min()`` -- FIFO, and 10 ms a
-  put at 100k entries.
-- **Expiry** is indexed by one FIFO queue (a ``deque``) per distinct TTL.  TTLs come from a
-  per-(tool, operation) table, so there are few of them, and because ``now`` never goes
-  backwards, each queue is already sorted by expiry time: its head is its earliest expiry.
-  Appending is O(1) and costs 8 bytes an entry (a heap would cost ~100 bytes an entry and
-  O(log n) per expiry).  A sweep looks at every queue's head, so it costs O(distinct TTLs)
-  plus the entries it reclaims; TTLs computed per call (many distinct values) would make
-  that the slow path.  Entries removed for other reasons stay in their queue as *dead*
-  references (their value is dropped at once, so they hold no payload); the sweep discards
-  them when it meets them, and the queues are compacted when dead references outnumber live
-  entries, so the index stays O(live entries).
-- ``_earliest`` is a lower bound on every stored entry's expiry time.  While ``now`` is
-  below it nothing can be expired, so the hot paths pay one float comparison for the
-  question "is there anything to reclaim?".
-- **Dead entries never hold capacity.**  When a put needs room, expired entries are
-  reclaimed first, one at a time until the new entry fits; a live entry is evicted (least
-  recently used first, or W-TinyLFU's choice) only when no expired entry is left.
-  Independently, every put sweeps a bounded number of expired entries (``sweep_batch``),
-  so memory is reclaimed even when the store is not full, and an expired entry that is
-  touched (``get``) is reclaimed then.
-- **Re-putting a key** replaces its entry (the new one is most recently used, in its
-  predecessor's W-TinyLFU region) and never evicts another entry to make room *in
-  count*.  If the replacement is larger than the entry it replaces and the byte budget
-  would overflow, expired entries and then the policy's victims are removed until it
-  fits: ``max_bytes`` is a hard limit.  A value larger than ``max_bytes`` is never
-  stored (counted ``rejected_oversize``); it still supersedes an older entry for the same
-  key, which is dropped.
-- **Statistics** are kept per (tool type, operation) in small mutable counters owned by the
-  store; each entry points at its counters, so a hit costs one attribute increment.  Totals
-  are summed when a snapshot is taken.  ``stats()`` returns an immutable snapshot.
-- **Deterministic counting.**  An entry removed at a time when it had expired counts as an
-  *expiration*, whichever path removed it (touch, sweep, re-put, invalidation, clear), so the
-  counts do not depend on when the sweep happened to run.  A live entry removed by
-  invalidation or ``clear`` counts as an *invalidation*; one removed to make room counts as
-  an *eviction* (a W-TinyLFU candidate that lost on frequency is also counted
-  ``rejected_by_frequency``; one that entered main, ``admitted``).  An entry is live while
-  ``now < expires``.
-- ``misses`` counts lookups that found no live entry.  The actor reports coalesced followers
-  (``record_coalesced``) and bypasses (``record_bypass``): a coalesced follower is also a
-  miss, so tool executions for a key are ``misses - coalesced``.
 """
 
 from __future__ import annotations

@@ -187,15 +187,45 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
     """The scripted part: questions an on-call operator asks, through intents and
     compositions, each answered in one readable line."""
     rt, ctx = asker.rt, asker.ctx
-    answers: list[Answer] = []
     by_id = estate.by_id()
+    answers = [await _estate_mix(asker), await _alerting(asker, by_id)]
+    focus = _choose_focus(estate)
+    metrics = PRIMARY_METRICS.get(focus.ci_type, ("cpu_usage",))
+    answers.append(await _how_bad(asker, focus, metrics))
+    answers.append(await _peak(asker, focus, metrics[0]))
+    impact = await rt.compose(
+        "impact_analysis",
+        {"ci_id": focus.ci_id, "depth": 2, "metric": metrics[0], "event_limit": 200},
+        ctx,
+    )
+    answers.append(_impact_answer(focus, impact.results, metrics[0]))
+    search = await rt.compose(
+        "search_with_context",
+        {
+            "keywords": [focus.domain],
+            "filters": [{"field": "env", "op": "=", "value": "prod"}],
+            "metric": metrics[0],
+            "event_limit": 200,
+        },
+        ctx,
+    )
+    answers.append(_context_answer(focus.domain, search.results, metrics[0]))
+    others = [ci_id for ci_id in estate.hot if ci_id != focus.ci_id]
+    if others:
+        answers.append(await _path(asker, focus, others[0], by_id))
+    answers.append(await _rule_simulation(asker, "latency_ms > 500 for 5m"))
+    return answers
 
+
+async def _estate_mix(asker: Asker) -> Answer:
     best = await asker.best("AGGREGATE", {"group_by": "ci_type", "top_n": 20})
     rows = best.data["rows"]
     total = sum(int(row[1]) for row in rows)
     mix = ", ".join(f"{count} {kind}" for kind, count in rows)
-    answers.append(Answer("what is in the estate?", f"{total} CIs: {mix}", _via(best), best.why))
+    return Answer("what is in the estate?", f"{total} CIs: {mix}", _via(best), best.why)
 
+
+async def _alerting(asker: Asker, by_id: Mapping[int, CiRef]) -> Answer:
     best = await asker.best(
         "HISTORY",
         {"severity": "critical", "kinds": ["alert"], "time_range": "last_24h", "limit": 200},
@@ -208,10 +238,10 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         text += f"loudest: {names}"
     else:
         text = "no critical alerts in the last 24h"
-    answers.append(Answer("what has been alerting today?", text, _via(best), best.why))
+    return Answer("what has been alerting today?", text, _via(best), best.why)
 
-    focus = _choose_focus(estate)
-    metrics = PRIMARY_METRICS.get(focus.ci_type, ("cpu_usage",))
+
+async def _how_bad(asker: Asker, focus: CiRef, metrics: Sequence[str]) -> Answer:
     figures = []
     via = why = ""
     for metric in metrics:
@@ -221,74 +251,50 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         )
         figures.append(f"{metric} p95 {_fmt(best.data['value'], metric)}")
         via, why = _via(best), best.why
-    answers.append(
-        Answer(
-            f"incident on {focus.name}: how bad is it?",
-            f"{focus.name} ({focus.ci_type}, {focus.code}): " + ", ".join(figures),
-            via,
-            why,
-        )
+    return Answer(
+        f"incident on {focus.name}: how bad is it?",
+        f"{focus.name} ({focus.ci_type}, {focus.code}): " + ", ".join(figures),
+        via,
+        why,
     )
 
+
+async def _peak(asker: Asker, focus: CiRef, metric: str) -> Answer:
     best = await asker.best(
         "SERIES",
-        {"ci_id": focus.ci_id, "metric": metrics[0], "time_range": "last_24h", "bucket": "1h"},
+        {"ci_id": focus.ci_id, "metric": metric, "time_range": "last_24h", "bucket": "1h"},
     )
     points = [(ts, value) for ts, value in best.data["points"] if value is not None]
     if points:
         peak_ts, peak = max(points, key=lambda point: point[1])
         low = min(value for _, value in points)
         text = (
-            f"{metrics[0]} peaked at {_fmt(peak, metrics[0])} at {peak_ts} "
-            f"(hourly low {_fmt(low, metrics[0])})"
+            f"{metric} peaked at {_fmt(peak, metric)} at {peak_ts} (hourly low {_fmt(low, metric)})"
         )
     else:
-        text = f"no {metrics[0]} samples in the last 24h"
-    answers.append(Answer(f"when did {focus.name} peak?", text, _via(best), best.why))
+        text = f"no {metric} samples in the last 24h"
+    return Answer(f"when did {focus.name} peak?", text, _via(best), best.why)
 
-    impact = await rt.compose(
-        "impact_analysis",
-        {"ci_id": focus.ci_id, "depth": 2, "metric": metrics[0], "event_limit": 200},
-        ctx,
+
+async def _path(asker: Asker, focus: CiRef, other: int, by_id: Mapping[int, CiRef]) -> Answer:
+    # An operator asking for *the* path wants the exact answer, not the quickest.
+    best = await asker.best(
+        "PATH",
+        {"source": focus.ci_id, "target": other, "max_hops": 6},
+        strategy="MOST_ACCURATE",
     )
-    answers.append(_impact_answer(focus, impact.results, metrics[0]))
-
-    search = await rt.compose(
-        "search_with_context",
-        {
-            "keywords": [focus.domain],
-            "filters": [{"field": "env", "op": "=", "value": "prod"}],
-            "metric": metrics[0],
-            "event_limit": 200,
-        },
-        ctx,
+    target = _name(by_id, other)
+    if best.data["found"]:
+        route = " → ".join(node["ci_name"] for node in best.data["nodes"])
+        text = f"{route} ({best.data['hop_count']} hops)"
+    else:
+        text = f"not connected within 6 hops of {target}"
+    return Answer(
+        f"how is {focus.name} linked to {target}?", text, _via(best, "MOST_ACCURATE"), best.why
     )
-    answers.append(_context_answer(focus.domain, search.results, metrics[0]))
 
-    others = [ci_id for ci_id in estate.hot if ci_id != focus.ci_id]
-    if others:
-        # An operator asking for *the* path wants the exact answer, not the quickest.
-        best = await asker.best(
-            "PATH",
-            {"source": focus.ci_id, "target": others[0], "max_hops": 6},
-            strategy="MOST_ACCURATE",
-        )
-        target = _name(by_id, others[0])
-        if best.data["found"]:
-            route = " → ".join(node["ci_name"] for node in best.data["nodes"])
-            text = f"{route} ({best.data['hop_count']} hops)"
-        else:
-            text = f"not connected within 6 hops of {target}"
-        answers.append(
-            Answer(
-                f"how is {focus.name} linked to {target}?",
-                text,
-                _via(best, "MOST_ACCURATE"),
-                best.why,
-            )
-        )
 
-    rule = "latency_ms > 500 for 5m"
+async def _rule_simulation(asker: Asker, rule: str) -> Answer:
     simulated = []
     for _ in range(2):  # asked twice: a simulation logs a run each time, so it is never cached
         best = await asker.best(
@@ -303,15 +309,12 @@ async def walk_through(asker: Asker, estate: Estate) -> list[Answer]:
         f"{_count(len({a['ci_id'] for a in alerts}), 'CI')} "
         f"(simulated {_count(len(simulated), 'time')}, each run logged, never served from cache)"
     )
-    answers.append(
-        Answer(
-            f"would the rule '{rule}' have fired today?",
-            text,
-            _via(best, "MOST_ACCURATE"),
-            best.why,
-        )
+    return Answer(
+        f"would the rule '{rule}' have fired today?",
+        text,
+        _via(simulated[-1], "MOST_ACCURATE"),
+        simulated[-1].why,
     )
-    return answers
 
 
 def _name(by_id: Mapping[int, CiRef], ci_id: int) -> str:

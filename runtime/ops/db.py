@@ -1,34 +1,16 @@
 """Access to the sample CMDB from async code: a few long-lived threads, one connection each.
 
-``sqlite3`` blocks, so every query runs on a worker thread and the event loop never waits
-on the disk.  The database owns those threads: ``readers`` (default 4) that share a queue
-of read jobs, each with its own read-only connection (``mode=ro`` URI -- a read tool
-*cannot* write, whatever SQL it builds), and one writer with the only read-write
-connection.  The database is in WAL mode, so readers never wait for the CEP log writer.
+- Every query runs on a thread the database owns: ``readers`` (default 4) with read-only
+  connections (a read tool *cannot* write) and one writer; WAL mode, so readers never
+  wait for the writer.  The threads, connections and caches live as long as the database.
+- A caller is woken through its own event loop's token, never by blocking on the loop, so
+  one database serves any number of loops, trio or asyncio, in turn or at once.
+- A cancelled read returns at once and interrupts only its own query; writes are never
+  abandoned.
+- Every query a tool issues goes through a :class:`Session` counted by a
+  :class:`QueryCounter`.
 
-Why its own threads rather than ``anyio.to_thread``: anyio's worker threads come and go
-(idle ones expire), and a connection belongs to the thread that opened it, so every new
-thread opened new connections, filled new SQLite page caches, and -- glibc giving each
-allocating thread its own malloc arena -- fragmented a new arena.  Over a long run the
-resident size crept up while the Python heap stayed flat (docs/reliability.md, "Soak").
-A fixed set of threads keeps the connections, page caches and arenas bounded.
-
-The threads belong to no event loop: each call brings its own way back, a token of the
-caller's loop (``anyio.lowlevel.current_token``) and an ``anyio.Event`` that the worker
-sets through the token's ``run_sync_soon``.  That hand-off never waits for the loop, so a
-worker can never hang on a loop that closed meanwhile (the blocking
-``anyio.from_thread.run_sync`` could, on asyncio, if the loop closed between posting the
-callback and running it), and one database serves any number of loops, trio or asyncio,
-one after another or at once.
-
-A cancelled read (a tool timeout, say) must not keep its caller waiting for a slow query:
-the caller returns at once and interrupts *its own* query (``Connection.interrupt``,
-guarded so it can never hit the next job on the same connection).  Writes are not
-abandoned: a CEP simulation finishes, or fails, before its caller moves on.
-
-Every query a tool issues goes through a :class:`Session` that counts it in a
-:class:`QueryCounter`; the demo and the benchmarks compare that count with the number of
-tool calls to show what caching saves.
+Why not ``anyio.to_thread``: docs/architecture.md, "Decisions and why".
 """
 
 from __future__ import annotations

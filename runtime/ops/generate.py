@@ -1,26 +1,14 @@
 """A deterministic generator of the sample CMDB: an estate, its metrics and its history.
 
-Same ``seed`` (and sizes), same contents: every random draw comes from one
-``random.Random(seed)`` in a fixed order, iteration is over lists (never sets), and the
-reference "now" is a constant stored in the ``meta`` table, so "the last 24 hours" means
-the same rows forever.
+Same ``seed`` and sizes, same contents: every draw comes from one ``random.Random(seed)``
+in a fixed order, iteration is over lists, and the reference "now" is a constant stored
+in the ``meta`` table.
 
-What it builds, and why it looks the way it does:
-
-- **An estate** of services, apps, databases, hosts and network gear (switches, routers,
-  load balancers, firewalls) with owners, environments, regions, tags and attributes.
-- **A dependency graph with hubs**: apps call apps, services depend on apps, apps use
-  databases, all chosen by preferential attachment, so a few CIs (a gateway, an identity
-  database) end up with many dependents — which is what makes topology questions and
-  blast-radius expansions interesting.
-- **Diurnal metrics** at 5-minute resolution: a daily wave peaking mid-afternoon in the
-  CI's region, quieter weekends, noise; baselines stay clearly below the CEP rule
-  thresholds.
-- **Incidents** planted on hub-weighted CIs: the incident's metric is above its rule's
-  threshold for the whole incident window, the CIs that depend on it see elevated (but
-  sub-threshold) latency and errors, and the event log records the alert, warnings while
-  it lasts, degradation on the dependents and the recovery.  The incidents are kept in
-  their own table as ground truth for tests and the demo.
+It builds an estate of services, apps, databases, hosts and network gear; a dependency
+graph with hubs (preferential attachment); diurnal metrics at 5-minute resolution below
+the CEP rule thresholds; and incidents planted on hub-weighted CIs (their metric above
+threshold for the window, dependents degraded, the event log telling the story), kept in
+their own table as ground truth.
 
 The database is built in a temporary file beside the target and renamed over it only
 when complete, so nobody ever opens a half-built database.
@@ -732,98 +720,17 @@ def _build(
         conn.execute("BEGIN")
         for statement in DDL:
             conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO cis VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    ci.id,
-                    ci.code,
-                    ci.name,
-                    ci.type,
-                    ci.env,
-                    ci.status,
-                    ci.owner,
-                    json.dumps(ci.tags),
-                    json.dumps(ci.attributes, sort_keys=True),
-                )
-                for ci in estate
-            ],
+        metric_ids = _write_estate(conn, estate, relations)
+        peaks, series, points = _write_metrics(
+            conn, rng, estate, incidents, bumps, start, samples, metric_ids, report
         )
-        conn.executemany("INSERT INTO relations VALUES (?, ?, ?)", relations)
-        metric_ids = {name: number + 1 for number, name in enumerate(METRIC_UNITS)}
-        conn.executemany(
-            "INSERT INTO metric_defs VALUES (?, ?, ?, ?)",
-            [
-                (i, name, METRIC_UNITS[name], _METRIC_DESCRIPTIONS[name])
-                for name, i in metric_ids.items()
-            ],
-        )
-
-        waves = {offset: _diurnal(offset, start, samples) for _, _, offset in _REGIONS}
-        ramp = [k / samples for k in range(samples)]
-        timestamps = [start + k * RESOLUTION_S for k in range(samples)]
-        incidents_by_series: dict[tuple[int, str], list[int]] = {}
-        for number, incident in enumerate(incidents):
-            key = (incident.ci_id, incident.kind.metric)
-            incidents_by_series.setdefault(key, []).append(number)
-        peaks: dict[int, float] = {}
-        series = points = 0
-        for done, ci in enumerate(estate, start=1):
-            for metric in _METRICS_BY_TYPE[ci.type]:
-                numbers = incidents_by_series.get((ci.id, metric), [])
-                values, series_peaks = _series(
-                    rng,
-                    ci,
-                    metric,
-                    waves[ci.utc_offset],
-                    ramp,
-                    bumps.get((ci.id, metric), []),
-                    [incidents[n] for n in numbers],
-                )
-                for local, peak in series_peaks.items():
-                    peaks[numbers[local]] = peak
-                metric_id = metric_ids[metric]
-                conn.execute("INSERT INTO ci_metrics VALUES (?, ?)", (ci.id, metric_id))
-                conn.executemany(
-                    "INSERT INTO metric_values VALUES (?, ?, ?, ?)",
-                    zip([ci.id] * samples, [metric_id] * samples, timestamps, values, strict=True),
-                )
-                series += 1
-                points += samples
-            if done % 10 == 0 or done == len(estate):
-                report("metrics", done, len(estate))
-
-        event_rows = sorted(events.rows)
-        conn.executemany(
-            "INSERT INTO events (id, ts, ci_id, severity, kind, message) VALUES (?, ?, ?, ?, ?, ?)",
-            [(number, *row) for number, row in enumerate(event_rows, start=1)],
-        )
-        conn.executemany(
-            "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    number + 1,
-                    incident.ci_id,
-                    incident.kind.name,
-                    incident.kind.metric,
-                    start + incident.first * RESOLUTION_S,
-                    start + incident.last * RESOLUTION_S,
-                    peaks[number],
-                )
-                for number, incident in enumerate(incidents)
-            ],
-        )
-        conn.executemany(
-            "INSERT INTO cep_rules (name, metric, op, threshold, duration_s, severity, ci_type, "
-            "enabled, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _RULES,
-        )
+        event_count = _write_history(conn, events, incidents, peaks, start)
         counts = {
             "cis": len(estate),
             "relations": len(relations),
             "metric_series": series,
             "metric_points": points,
-            "events": len(event_rows),
+            "events": event_count,
             "incidents": len(incidents),
             "rules": len(_RULES),
         }
@@ -851,6 +758,123 @@ def _build(
         conn.close()
     report("done", 1, 1)
     return counts
+
+
+def _write_estate(
+    conn: sqlite3.Connection, estate: Sequence[_Ci], relations: Sequence[tuple[int, int, str]]
+) -> dict[str, int]:
+    """The CIs, their relations and the metric definitions; returns each metric's id."""
+    conn.executemany(
+        "INSERT INTO cis VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                ci.id,
+                ci.code,
+                ci.name,
+                ci.type,
+                ci.env,
+                ci.status,
+                ci.owner,
+                json.dumps(ci.tags),
+                json.dumps(ci.attributes, sort_keys=True),
+            )
+            for ci in estate
+        ],
+    )
+    conn.executemany("INSERT INTO relations VALUES (?, ?, ?)", relations)
+    metric_ids = {name: number + 1 for number, name in enumerate(METRIC_UNITS)}
+    conn.executemany(
+        "INSERT INTO metric_defs VALUES (?, ?, ?, ?)",
+        [
+            (i, name, METRIC_UNITS[name], _METRIC_DESCRIPTIONS[name])
+            for name, i in metric_ids.items()
+        ],
+    )
+    return metric_ids
+
+
+def _write_metrics(
+    conn: sqlite3.Connection,
+    rng: random.Random,
+    estate: Sequence[_Ci],
+    incidents: Sequence[_Incident],
+    bumps: Mapping[tuple[int, str], list[_Bump]],
+    start: int,
+    samples: int,
+    metric_ids: Mapping[str, int],
+    report: Progress,
+) -> tuple[dict[int, float], int, int]:
+    """Every CI's metric series; returns each incident's peak, the series and the points."""
+    waves = {offset: _diurnal(offset, start, samples) for _, _, offset in _REGIONS}
+    ramp = [k / samples for k in range(samples)]
+    timestamps = [start + k * RESOLUTION_S for k in range(samples)]
+    incidents_by_series: dict[tuple[int, str], list[int]] = {}
+    for number, incident in enumerate(incidents):
+        key = (incident.ci_id, incident.kind.metric)
+        incidents_by_series.setdefault(key, []).append(number)
+    peaks: dict[int, float] = {}
+    series = points = 0
+    for done, ci in enumerate(estate, start=1):
+        for metric in _METRICS_BY_TYPE[ci.type]:
+            numbers = incidents_by_series.get((ci.id, metric), [])
+            values, series_peaks = _series(
+                rng,
+                ci,
+                metric,
+                waves[ci.utc_offset],
+                ramp,
+                bumps.get((ci.id, metric), []),
+                [incidents[n] for n in numbers],
+            )
+            for local, peak in series_peaks.items():
+                peaks[numbers[local]] = peak
+            metric_id = metric_ids[metric]
+            conn.execute("INSERT INTO ci_metrics VALUES (?, ?)", (ci.id, metric_id))
+            conn.executemany(
+                "INSERT INTO metric_values VALUES (?, ?, ?, ?)",
+                zip([ci.id] * samples, [metric_id] * samples, timestamps, values, strict=True),
+            )
+            series += 1
+            points += samples
+        if done % 10 == 0 or done == len(estate):
+            report("metrics", done, len(estate))
+    return peaks, series, points
+
+
+def _write_history(
+    conn: sqlite3.Connection,
+    events: _Events,
+    incidents: Sequence[_Incident],
+    peaks: Mapping[int, float],
+    start: int,
+) -> int:
+    """The event log, the incidents (ground truth) and the CEP rules; returns the events."""
+    event_rows = sorted(events.rows)
+    conn.executemany(
+        "INSERT INTO events (id, ts, ci_id, severity, kind, message) VALUES (?, ?, ?, ?, ?, ?)",
+        [(number, *row) for number, row in enumerate(event_rows, start=1)],
+    )
+    conn.executemany(
+        "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                number + 1,
+                incident.ci_id,
+                incident.kind.name,
+                incident.kind.metric,
+                start + incident.first * RESOLUTION_S,
+                start + incident.last * RESOLUTION_S,
+                peaks[number],
+            )
+            for number, incident in enumerate(incidents)
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO cep_rules (name, metric, op, threshold, duration_s, severity, ci_type, "
+        "enabled, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _RULES,
+    )
+    return len(event_rows)
 
 
 def _summary_of(path: Path, meta: Mapping[str, str]) -> BuildSummary:

@@ -1,10 +1,8 @@
 """Declarative params schemas of the ops tools, and the validator that enforces them.
 
-Each tool's accepted params are described by data (:data:`PARAMS_SCHEMAS`), not by
-``if`` statements, for two readers: the validator below, which every tool runs before it
-touches the database, and code that derives test inputs (hypothesis strategies of valid
-and invalid params) from the same description.  So the description must be complete:
-whatever the validator accepts, the schema says, and nothing else is checked.
+Each tool's accepted params are data (:data:`PARAMS_SCHEMAS`), read by the validator
+every tool runs before touching the database and by test-input strategies: whatever the
+validator accepts, the schema says, and nothing else is checked.
 
 The schema language is the core's (:mod:`runtime.tools.schema`, documented in
 docs/schemas.md); this module only holds the ops tools' schemas and checks params against

@@ -1,39 +1,20 @@
 """Compositions declared as data, and the built-in ones.
 
-The ``compositions:`` section of the configuration holds plain mappings (the config
-loader hands them over untouched).  :func:`compile_composition` turns one into a
-:class:`~runtime.pipeline.steps.Pipeline` and checks it completely first, so a bad
-reference is a :class:`~runtime.errors.ConfigError` at load time naming the composition,
-the step and the key path, never a ``KeyError`` in the middle of a request.
+The ``compositions:`` section of the configuration holds plain mappings (the loader hands
+them over untouched).  :func:`compile_composition` turns one into a
+:class:`~runtime.pipeline.steps.Pipeline` and checks it completely first: a bad reference
+is a :class:`~runtime.errors.ConfigError` at load time naming the composition, the step
+and the key path, never a ``KeyError`` mid-request.
 
-The format::
+A composition has ``description``, ``defaults`` (initial params a run may override) and
+``steps``: each a step (``name``, ``tool``, ``operation``, ``params``, ``on_error``:
+fail_fast | skip | fallback, ``fallback``, ``timeout``, ``retries``, ``backoff``,
+``retry_on``, ``when``) or a ``parallel`` group with ``max_concurrency``.  A step may
+reference ``$params`` and the steps of earlier stages -- not itself, its own parallel
+group or a later step; a fallback sees what its step sees; a ``when`` that does not
+resolve is false.  The full format: docs/pipelines.md.
 
-    impact_analysis:
-      description: A CI's neighbourhood and its health.
-      defaults: {depth: 1, time_range: last_24h}     # initial params a run may override
-      steps:
-        - name: get                                   # a step
-          tool: CI
-          operation: get
-          params: {ci_id: $params.ci_id}              # see runtime.pipeline.refs
-          on_error: fail_fast                         # | skip | fallback
-          fallback: {name: ..., tool: ..., operation: ..., params: ...}  # iff fallback
-          timeout: 2.0                                # seconds, per attempt
-          retries: 1
-          backoff: {base: 0.1, factor: 2.0, max: 10.0, jitter: 0.1}
-          retry_on: [ToolTimeout]                     # default: tool failures except InvalidParams
-          when: $search.records                       # run only if this resolves to a truthy value
-        - parallel:                                   # a fan-out group
-            - {name: metrics, tool: METRIC, operation: aggregate, params: {...}}
-            - {name: events, tool: HISTORY, operation: event_log, params: {...}}
-          max_concurrency: 2
-
-A step may reference ``$params`` and the steps of earlier stages; not itself, not a step
-of its own parallel group (they run side by side), not a later step.  A fallback sees what
-its step sees.  A ``when`` reference that does not resolve counts as false.
-
-The two built-in compositions are declared in this same format (:data:`BUILTIN_COMPOSITIONS`)
-so the format is exercised by the code that ships, not only by tests.
+The built-in compositions (:data:`BUILTIN_COMPOSITIONS`) are declared in this same format.
 """
 
 from __future__ import annotations
@@ -54,6 +35,7 @@ from runtime.errors import (
 )
 from runtime.pipeline.refs import (
     PARAMS_ROOT,
+    ParamTemplate,
     Ref,
     RefSyntaxError,
     UnresolvedReference,
@@ -129,6 +111,23 @@ def compile_composition(
 ) -> Pipeline:
     """Check and compile one composition; raises :class:`ConfigError` on any mistake."""
     return _Compiler(name, path if path is not None else f"compositions.{name}").compile(mapping)
+
+
+@attrs.frozen(slots=True)
+class _Scope:
+    """What a step's references may see: ``myself`` is the step whose results are not
+    there yet (a fallback's owner), then the names available, its siblings and all
+    declared steps."""
+
+    step: str
+    myself: str
+    available: set[str]
+    siblings: frozenset[str]
+    declared: Mapping[str, str]
+
+    @property
+    def visible(self) -> tuple[str, set[str], frozenset[str], Mapping[str, str]]:
+        return self.myself, self.available, self.siblings, self.declared
 
 
 class _Compiler:
@@ -263,23 +262,10 @@ class _Compiler:
         self.check_keys(entry, _STEP_KEYS, where, name)
         tool = self.text(entry, "tool", where, name)
         operation = self.text(entry, "operation", where, name)
-
-        raw_params = entry.get("params", {})
-        if not isinstance(raw_params, Mapping):
-            raise self.fail(f"{where}.params", name, f"expected a mapping, got {_kind(raw_params)}")
-        try:
-            template = compile_params(raw_params)
-        except RefSyntaxError as error:
-            raise self.fail(f"{where}.{error.param}", name, str(error)) from None
-        except TypeError as error:
-            raise self.fail(f"{where}.params", name, str(error)) from None
         # A fallback is judged by what its step sees: its own name is not a result yet.
         myself = owner if owner is not None else name
-        for param_path, ref in template.references():
-            self.check_ref(
-                ref, f"{where}.{param_path}", name, myself, available, siblings, declared
-            )
-
+        scope = _Scope(name, myself, available, siblings, declared)
+        template = self.params(entry, where, scope)
         on_error = entry.get("on_error", "fail_fast")
         if on_error not in ON_ERROR_POLICIES:
             raise self.fail(
@@ -287,44 +273,8 @@ class _Compiler:
                 name,
                 f"unknown on_error {on_error!r}; expected one of {', '.join(ON_ERROR_POLICIES)}",
             )
-        fallback: Step | None = None
-        raw_fallback = entry.get("fallback")
-        if on_error == "fallback":
-            if raw_fallback is None:
-                raise self.fail(
-                    f"{where}.fallback",
-                    name,
-                    "on_error is 'fallback' but no fallback step is given",
-                )
-            if not isinstance(raw_fallback, Mapping):
-                raise self.fail(
-                    f"{where}.fallback", name, f"expected a step mapping, got {_kind(raw_fallback)}"
-                )
-            if "when" in raw_fallback:
-                raise self.fail(
-                    f"{where}.fallback.when", name, "a fallback step cannot have 'when'"
-                )
-            fallback = self.step(
-                raw_fallback, f"{where}.fallback", available, siblings, declared, owner=myself
-            )
-        elif raw_fallback is not None:
-            raise self.fail(
-                f"{where}.fallback",
-                name,
-                f"a fallback step is given but on_error is {on_error!r}; use on_error: fallback",
-            )
-
-        timeout = entry.get("timeout")
-        if timeout is not None:
-            # A duration like every other in the configuration: 500ms, 2s, 1m or seconds.
-            try:
-                timeout = parse_duration(timeout, f"{where}.timeout")
-            except ConfigError as exc:
-                raise self.fail(f"{where}.timeout", name, exc.problem) from None
-            if not timeout > 0:
-                raise self.fail(
-                    f"{where}.timeout", name, f"expected a positive duration, got {timeout!r}"
-                )
+        fallback = self.fallback(entry, on_error, where, scope)
+        timeout = self.timeout(entry.get("timeout"), where, name)
         retries = entry.get("retries", 0)
         if not _is_int(retries) or retries < 0:
             raise self.fail(
@@ -332,19 +282,6 @@ class _Compiler:
             )
         backoff = self.backoff(entry.get("backoff", {}), f"{where}.backoff", name)
         retry_on = self.retry_on(entry.get("retry_on"), f"{where}.retry_on", name)
-
-        condition = None
-        when = entry.get("when")
-        if when is not None:
-            if not is_reference(when):
-                raise self.fail(f"{where}.when", name, f"expected a reference ($...), got {when!r}")
-            try:
-                when_ref = parse_ref(when)
-            except RefSyntaxError as error:
-                raise self.fail(f"{where}.when", name, str(error)) from None
-            self.check_ref(when_ref, f"{where}.when", name, myself, available, siblings, declared)
-            condition = _When(when_ref)
-
         return Step(
             name=name,
             tool=tool,
@@ -356,8 +293,79 @@ class _Compiler:
             retries=retries,
             backoff=backoff,
             retry_on=retry_on,
-            condition=condition,
+            condition=self.condition(entry.get("when"), where, scope),
         )
+
+    def params(self, entry: Mapping[str, Any], where: str, scope: _Scope) -> ParamTemplate:
+        name = scope.step
+        raw_params = entry.get("params", {})
+        if not isinstance(raw_params, Mapping):
+            raise self.fail(f"{where}.params", name, f"expected a mapping, got {_kind(raw_params)}")
+        try:
+            template = compile_params(raw_params)
+        except RefSyntaxError as error:
+            raise self.fail(f"{where}.{error.param}", name, str(error)) from None
+        except TypeError as error:
+            raise self.fail(f"{where}.params", name, str(error)) from None
+        for param_path, ref in template.references():
+            self.check_ref(ref, f"{where}.{param_path}", name, *scope.visible)
+        return template
+
+    def fallback(
+        self, entry: Mapping[str, Any], on_error: str, where: str, scope: _Scope
+    ) -> Step | None:
+        name = scope.step
+        raw_fallback = entry.get("fallback")
+        if on_error != "fallback":
+            if raw_fallback is not None:
+                raise self.fail(
+                    f"{where}.fallback",
+                    name,
+                    f"a fallback step is given but on_error is {on_error!r}; "
+                    "use on_error: fallback",
+                )
+            return None
+        if raw_fallback is None:
+            raise self.fail(
+                f"{where}.fallback", name, "on_error is 'fallback' but no fallback step is given"
+            )
+        if not isinstance(raw_fallback, Mapping):
+            raise self.fail(
+                f"{where}.fallback", name, f"expected a step mapping, got {_kind(raw_fallback)}"
+            )
+        if "when" in raw_fallback:
+            raise self.fail(f"{where}.fallback.when", name, "a fallback step cannot have 'when'")
+        _, available, siblings, declared = scope.visible
+        return self.step(
+            raw_fallback, f"{where}.fallback", available, siblings, declared, owner=scope.myself
+        )
+
+    def timeout(self, timeout: Any, where: str, name: str) -> float | None:
+        if timeout is None:
+            return None
+        # A duration like every other in the configuration: 500ms, 2s, 1m or seconds.
+        try:
+            seconds = parse_duration(timeout, f"{where}.timeout")
+        except ConfigError as exc:
+            raise self.fail(f"{where}.timeout", name, exc.problem) from None
+        if not seconds > 0:
+            raise self.fail(
+                f"{where}.timeout", name, f"expected a positive duration, got {seconds!r}"
+            )
+        return seconds
+
+    def condition(self, when: Any, where: str, scope: _Scope) -> _When | None:
+        if when is None:
+            return None
+        name = scope.step
+        if not is_reference(when):
+            raise self.fail(f"{where}.when", name, f"expected a reference ($...), got {when!r}")
+        try:
+            when_ref = parse_ref(when)
+        except RefSyntaxError as error:
+            raise self.fail(f"{where}.when", name, str(error)) from None
+        self.check_ref(when_ref, f"{where}.when", name, *scope.visible)
+        return _When(when_ref)
 
     def text(self, entry: Mapping[str, Any], key: str, where: str, step: str) -> str:
         value = entry.get(key)

@@ -1,24 +1,18 @@
 """Path references from step params to earlier results: ``$search.records[*].ci_id``.
 
-Compositions declared as data cannot hold lambdas, so a param value may instead name
-where its value comes from:
-
 * ``$params.keywords`` -- the run's initial params;
 * ``$get.record.ci_id`` -- a key path into the result of the earlier step ``get``;
 * ``$search.records[0]`` -- a list index (negative counts from the end);
-* ``$search.records[*].ci_id`` -- a wildcard: the rest of the path is applied to every
-  element and the answers are collected in a list; several wildcards flatten into one
-  list (as JSONPath does);
+* ``$search.records[*].ci_id`` -- a wildcard: the rest of the path applies to every
+  element and the answers are collected in one (flattened) list;
 * ``$$literal`` -- the literal string ``$literal``.
 
 Grammar: ``"$" name ( "." name | "[" ( "*" | integer ) "]" )*`` with
 ``name = [A-Za-z_][A-Za-z0-9_]*``.
 
-Everything here is pure.  :func:`parse_ref` turns text into a :class:`Ref` (a syntax error
-is found when a composition is compiled, not when it runs); :func:`resolve_path` walks a
-value.  Resolution is strict: a missing key, an index out of range, a wildcard over a
-non-list all raise :class:`UnresolvedReference` instead of quietly producing ``None`` or
-dropping elements -- a silently shorter ``ci_ids`` list is a wrong answer that looks right.
+Pure.  :func:`parse_ref` turns text into a :class:`Ref` (syntax errors surface when a
+composition is compiled); :func:`resolve_path` walks a value strictly: a missing key, an
+index out of range or a wildcard over a non-list raises :class:`UnresolvedReference`.
 """
 
 from __future__ import annotations

@@ -1,24 +1,14 @@
 """SelectorActor: the task that owns a :class:`SelectorState` and serves it.
 
-It is a :class:`~runtime.calls.CallObserver`: the executor casts every call start and
-finish to it, so it learns latency, errors and load without anyone waiting for it.  Ranking
-and choosing are calls.  Cache availability for the concrete params is an *input* of those
-calls: the caller asks the cache first and passes the hits, because the selector must never
-call another actor (no call cycles).
-
-Observations carry their own time: a start counts at ``CallStart.started_at``, a finish at
-``started_at + duration_s``.  A backed-up mailbox therefore delays what the selector knows,
-but does not distort the time axis the EWMAs run on.  Queries use the actor's clock
-(``anyio.current_time`` unless a test injects another).
-
-How a finished call counts (see ``observations.Outcome``): ``ok``; ``error`` and ``timeout``
-as failures; ``cancelled`` as a censored sample (the caller left, so the duration is only a
-lower bound); cache hits, coalesced followers and ``InvalidParams`` rejections as unmeasured.
-The first two did not run the tool, and the third is the caller's mistake, not the tool's
-ill health.  Pipeline and step reports are ignored, since only tools are selected.
-
-A restart (supervisor) begins from a fresh state: in-flight counts cannot be trusted after
-casts were refused while the actor was down, and the priors are a safe place to start again.
+- It is a :class:`~runtime.calls.CallObserver`: the executor casts every call start and
+  finish to it; ranking and choosing are calls.  Cache availability is an *input* of those
+  calls -- the selector never calls another actor.
+- Observations carry their own time (a start at ``started_at``, a finish at
+  ``started_at + duration_s``); queries use the actor's clock.
+- A finished call counts as ``ok``; ``error`` and ``timeout`` as failures; ``cancelled``
+  as a censored sample; cache hits, coalesced followers and ``InvalidParams`` rejections
+  as unmeasured.  Pipeline and step reports are ignored.
+- A restart begins from a fresh state (the profiles' priors).
 """
 
 from __future__ import annotations

@@ -1,41 +1,16 @@
 """Live statistics of one tool operation, learned from the calls it actually served.
 
-Three signals, each a lesson from load balancers:
+Pure functions of frozen values; ``now`` is always a parameter.
 
-**Peak-EWMA latency** (Finagle's ``PeakEwma``, ported by tower/Linkerd).  The estimate
-jumps straight up to any slower sample and otherwise moves toward new samples with weight
-``exp(-Δt/τ)``, where ``Δt`` is the time since the previous sample and ``τ`` is
-``decay_s``.  A slow-down is therefore believed at once and a recovery only gradually, which
-is the cautious way round.  Before the first sample the estimate is the profile's prior (tower
-uses a fixed 1 s default; a per-operation prior is more honest because our candidates are
-different operations, not replicas).  Finagle decays an idle host's cost toward zero so it
-gets probed again; we decay it toward the *prior* instead.  Our candidates are heterogeneous,
-and decaying toward zero would make any idle operation, however slow by nature, win FASTEST.
-Reverting to the prior still brings a tool back after it stopped being chosen for a bad
-spell: the estimate forgets the bad spell with time constant τ.
-
-**Cold penalty.**  An operation with no completed call yet but calls in flight is charged
-``cold_penalty`` times its prior (Finagle charges a huge constant), so a burst cannot pile
-onto a tool whose speed is only a guess.
-
-**Failures never look fast** (Linkerd's lesson: "an endpoint returning fast 503s looks
-fast").  A failed call's duration may raise the latency estimate but never lowers it.  On
-top of that the error rate (an EWMA per call, weight ``error_alpha``, forgetting toward zero
-with ``error_decay_s`` while no calls arrive) inflates the latency used for ranking:
-``effective = latency * (1 + failure_penalty * error_rate)``.  A multiplier was chosen over
-counting each failure as a huge latency sample because it degrades smoothly.  A tool with 8 %
-errors is charged 1.32x at the default penalty of 4, not banned, and one that fails every
-call is charged 5x.  The scorer also multiplies the confidence by ``1 - error_rate``, so this
-penalty only has to steer the load-based pick among near-equal candidates.  The default of 4
-is the one that keeps both the error rate and the p99 at or below the anchors in
-``benchmarks/selector_bench.py`` (it was 2 while samples were blended with the estimate's
-drift toward the prior, which pulled every estimate halfway to it; see :func:`finished`);
-8 cuts errors further but costs p99.  Being per
-call, the error EWMA reacts within a bounded number of calls (``1 - (1 - α)^n`` after n
-straight failures) however fast they come.  Being forgotten over time, a tool that is no
-longer chosen still comes back.
-
-Everything here is a pure function of frozen values; ``now`` is always a parameter.
+- **Latency** is a peak-EWMA: it jumps to any slower sample at once and otherwise moves
+  toward new samples with weight ``exp(-dt / decay_s)``; before the first sample, and
+  while idle, it reverts toward the profile's prior (not toward zero).
+- **Cold penalty**: with no completed call yet but calls in flight, the latency is
+  ``cold_penalty`` times the prior.
+- **Failures never look fast**: a failed call's duration may raise the estimate, never
+  lower it.  The error rate is a per-call EWMA (``error_alpha``) that decays toward zero
+  with ``error_decay_s`` while no calls arrive, and inflates the ranking latency:
+  ``effective = latency * (1 + failure_penalty * error_rate)``.
 """
 
 from __future__ import annotations

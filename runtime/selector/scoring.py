@@ -1,44 +1,18 @@
 """Scoring and ranking candidates: pure functions, no state, no clock.
 
-Each candidate is described by six *factors*, each normalised to [0, 1] where 1 is best:
+Each candidate has six *factors*, each in [0, 1] where 1 is best: ``accuracy`` and
+``completeness`` (the profile), ``latency`` (``ref / (ref + latency)``, ``ref`` the
+smallest latency prior among the intent's candidates), ``load`` (``1 / (1 + pending)``),
+``cache`` (1 when the caller found this candidate's answer cached) and ``intent`` (the
+profile's bonus).
 
-- ``accuracy``, ``completeness``: from the profile.
-- ``latency``: ``ref / (ref + latency)``, where ``latency`` is the effective (failure- and
-  cold-penalised) estimate and ``ref`` the smallest latency prior among the intent's
-  candidates.  A candidate as fast as the fastest expected one scores 0.5; ten times slower
-  scores 0.09.  The reference comes from the priors, not the live estimates, so one tool
-  slowing down does not move the others' scores.
-- ``load``: ``1 / (1 + pending)``, pending being the calls in flight plus the choices
-  reserved but not yet started (the selector state passes their sum).
-- ``cache``: 1 when the caller found this candidate's answer for the concrete params in the
-  cache (the caller asks the cache; the selector never calls another actor), else 0.
-- ``intent``: the profile's bonus for this intent (the seed design's fifth term).
-
-A *strategy* is a weight vector over the factors.  The confidence is
-``reliability · Σ wᵢ·fᵢ / Σ wᵢ``: the weighted mean of the factors, scaled by the observed
-success rate (``1 - error_rate``).  The original added up to ``min(score, 1.0)`` and so
-flattened every score above the cap into a tie; here the weights are normalised, which
-keeps the confidence in [0, 1] without a cap.  Raising one factor (or the reliability) can
-never lower the confidence under any strategy, because the weights are non-negative; the
-property tests check this.
-
-Why reliability multiplies instead of being a sixth weight.  An answer that does not come is
-worth nothing, however accurate the tool is when it does answer, so the expected value of
-a call is ``P(success) × quality``.  As a weighted term, a tool that fails every call would
-lose at most its weight and could still outrank a working one: under BALANCED, ``CI.get``
-failing every call would stay ahead of a healthy ``CI.search`` on accuracy and intent fit
-alone.  As a multiplier it drops below after three straight failures at the default
-``error_alpha``, which the learning test checks.
-
-The default BALANCED vector is the seed design's scorer term for term: 0.3 accuracy, 0.25
-latency ("performance"), 0.15 cache, 0.2 load and 0.1 intent bonus.  The seed had no
-completeness term, so BALANCED weights completeness 0, and the issue's reading of 0.15 as
-completeness does not match the seed.  Configuration can change any vector and add named
-strategies.
-
-Ranking is deterministic: by confidence, then by ``(tool_type, operation)`` name, so equal
-scores always come out in the same order and ``explain`` is reproducible.  Spreading load
-among near-equal candidates is the job of :func:`choose`, not of the ranking.
+- A *strategy* is a non-negative weight vector; the confidence is
+  ``reliability * sum(w * f) / sum(w)`` with ``reliability = 1 - error_rate``, so it lies
+  in [0, 1] and raising any factor never lowers it.
+- BALANCED is 0.3 accuracy, 0.25 latency, 0.15 cache, 0.2 load, 0.1 intent, 0
+  completeness; configuration may change any vector and add strategies.
+- Ranking is deterministic: by confidence, then by ``(tool_type, operation)``.  Spreading
+  load among near-equal candidates is :func:`choose`'s job.
 """
 
 from __future__ import annotations

@@ -1,30 +1,17 @@
 """``open_test_runtime()``: a runtime whose ids and timers make runs replayable.
 
-Two runs of the same example must produce the same trace, or a shrunk failure cannot be
-replayed.  Left alone, the runtime draws a random id prefix per process, and the tracer
-and the selector sleep a short batch window after each batch of reports (timers of their
-own, which a virtual clock happily jumps over, shifting every later timestamp).  The test runtime
-fixes both:
+* Span and trace ids come from ``IdGenerator(seed=f"seed{seed}")``; retry jitter and the
+  selector's tie-breaks draw from ``random.Random(seed)``: the same seed and the same
+  calls give the same trace.
+* Every ``batch_window`` is 0 unless ``keep_batch_window=True``, so virtual time moves
+  only when the code under test sleeps and a quiescence check finds nothing queued.
 
-* span and trace ids come from ``IdGenerator(seed=f"seed{seed}")``: the same seed and the
-  same sequence of calls give the same ids; retry jitter and the selector's tie-breaks
-  draw from ``random.Random(seed)``;
-* every ``batch_window`` (the tracer's and the selector's pause after each batch) is set
-  to 0 unless ``keep_batch_window=True``, so virtual time moves only when the code under
-  test sleeps, and a quiescence check never finds a report still queued.
-
-Virtual time itself is the event loop's business, not the runtime's: run the test on
-trio's ``MockClock(autojump_threshold=0)`` or on :class:`~runtime.testing.clock.VirtualTimeLoop`
-for asyncio (``virtual_time_backend_options(backend)`` gives the anyio backend options for
-either; tests/conftest.py's ``virtual_time`` marker does it for pytest).  The limit both
-clocks share: time jumps to the next deadline as soon as every task is blocked -- also
-while a worker thread (``anyio.to_thread``) is still busy, so a timeout around a thread
-fires at once.  Keep thread-backed tools (the ops tools) on real time.
-
-What stays non-deterministic: the order in which trio runs tasks that became ready at
-the same moment (it shuffles them on purpose), so ids drawn by parallel pipeline steps
-may be assigned in a different order -- the *set* of ids is the same -- and so may the
-random draws made by steps running side by side.
+Virtual time is the event loop's business: run on trio's
+``MockClock(autojump_threshold=0)`` or :class:`~runtime.testing.clock.VirtualTimeLoop`
+(``virtual_time_backend_options(backend)``).  Both jump as soon as every task is blocked,
+also while a worker thread is busy: keep thread-backed tools on real time.  Tasks that
+become ready together may run in any order on trio, so parallel steps may draw ids in a
+different order (the same set).
 """
 
 from __future__ import annotations

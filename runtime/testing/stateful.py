@@ -1,34 +1,24 @@
 """A stateful-test base that drives one live runtime across hypothesis rules.
 
-Hypothesis' :class:`~hypothesis.stateful.RuleBasedStateMachine` is synchronous (async
-machines are hypothesis#3712), and a fresh event loop per rule would restart the actors
-between rules -- the very state under test.  The working pattern (verified on both
-backends, see docs/testing.md) is a plain machine that owns an anyio **blocking portal**:
-an event loop on a worker thread that lives as long as the machine.  ``__init__`` starts
-the portal and enters :func:`~runtime.testing.runtime.open_test_runtime` inside it, rules
-call into the runtime through the portal, and ``teardown`` leaves
-the runtime and stops the loop -- so nothing outlives an example.
-
-The portal's loop runs on virtual time by default (``MockClock`` on trio,
-:class:`~runtime.testing.clock.VirtualTimeLoop` on asyncio), so :meth:`advance` moves
-the clock by exactly the amount asked, instantly, and TTLs can be tested as data.
+The machine owns an anyio **blocking portal** (an event loop on a worker thread) for its
+whole life: ``__init__`` enters :func:`~runtime.testing.runtime.open_test_runtime` inside
+it, rules call the runtime through the portal, and ``teardown`` leaves the runtime and
+stops the loop -- nothing outlives an example.  The loop runs on virtual time by default,
+so :meth:`advance` moves the clock by exactly the amount asked, instantly.
 
 Built-in invariants, checked after every rule while :meth:`is_idle`:
 
 * :meth:`no_leaked_waiters` -- no actor holds a deferred reply, no follower waits;
 * :meth:`single_flight_empty` -- the cache's single-flight table is empty;
-* :meth:`cache_stats_add_up` -- per (tool, operation) of every registered
-  :class:`~runtime.testing.fakes.ScriptedTool`: tool executions = misses - coalesced +
-  bypasses (exact while no caller was cancelled and nothing came from a Redis tier; see
-  :attr:`exact_cache_accounting`);
-* :meth:`no_cross_tenant_hit` -- every answer that names a tenant (see
-  :meth:`answer_tenant`) named the caller's.
+* :meth:`cache_stats_add_up` -- per registered :class:`~runtime.testing.fakes.ScriptedTool`:
+  executions = misses - coalesced + bypasses (see :attr:`exact_cache_accounting`);
+* :meth:`no_cross_tenant_hit` -- every answer that names a tenant named the caller's.
 
-Subclasses add rules and invariants of their own, and may override the hooks
-:meth:`make_registry` (required), :meth:`make_config`, :meth:`is_idle` and
-:meth:`answer_tenant`; rules reach the runtime through :attr:`runtime` and the helpers
-(:meth:`run`, :meth:`execute`, :meth:`compose`, :meth:`invalidate`, :meth:`advance`...).
-Virtual time moves only inside those calls (:class:`~runtime.testing.clock.PortalTime`).
+Subclasses add rules and invariants, and may override :meth:`make_registry` (required),
+:meth:`make_config`, :meth:`is_idle` and :meth:`answer_tenant`; rules reach the runtime
+through :attr:`runtime` and the helpers (:meth:`run`, :meth:`execute`, :meth:`compose`,
+:meth:`invalidate`, :meth:`advance`...).  Virtual time moves only inside those calls
+(:class:`~runtime.testing.clock.PortalTime`).
 """
 
 from __future__ import annotations

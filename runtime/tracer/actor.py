@@ -1,48 +1,18 @@
 """TracerActor: the task that owns the tracer state and is fed call reports by cast.
 
-The executor and the pipeline tell the tracer about every call through
-:meth:`TracerActor.call_finished` (the :class:`~runtime.calls.CallObserver` protocol),
-which is a ``cast``: it never blocks the tool call.  When the mailbox is full the report
-is dropped and counted; :meth:`tracer_stats` reports those drops next to the aggregates.
-The work -- the ring buffer, the sketches, and any record *sinks* such as the
-:class:`~runtime.tracer.otel.OtelBridge` -- happens in the actor's task, off the caller's
-path.  One thing cannot: sizing a result needs the result, and keeping results until
-the actor runs costs more than all the rest of tracing (see
-:mod:`runtime.tracer.sizing`), so the executor calls :attr:`TracerActor.size_result` in
-the caller's task and the report arrives with the figures instead of the result.
-
-Batches.  With a batch window (``linger`` > 0, ``batch_window`` in the configuration)
-and no sinks, :meth:`call_finished` does not cast each report: it appends it to a
-pending list in the caller's task, and hands the list to the actor as *one* cast when it
-reaches ``batch_size`` reports.  A cast per report with a timed pause in the actor cost
-~1-2 us per call (measured: a timed-out wait is ~30 us of CPU, and a wake-up per
-checkpoint far more); one cast per 256 reports costs ~0.1 us.  Nothing is ever read
-stale: every read (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and
-:meth:`reset` hands the pending list over first, and the actor handles casts before any
-later call.  The mailbox bound counts *reports* (pending or cast, not yet handled), so a
-stalled tracer still holds at most ``mailbox_size`` of them and drops -- and counts --
-the rest; ``stats().mailbox_used`` counts the reports waiting, pending or cast, and
-``stats().dropped`` every report lost, one by one as unbatched casts are.  When the actor
-stops, the reports it had not handled are lost and counted -- those in queued batches
-and those still pending -- since a stopped actor handles nothing (the runtime stops its
-actors by cancelling them on exit).  With sinks, which need
-each record as its call ends, reports are cast one by one and the actor pauses up to
-``linger`` between batches (the base :class:`~runtime.actor.Actor` behaviour).
-
-Reading goes through ``call`` (the state is only ever touched by the actor task):
-:meth:`tracer_stats`, :meth:`records`, :meth:`reset`, and :meth:`export`.  A records call
-takes the ring as it is (cheap) and the *reader's* task builds the redacted records from
-it (see "lazy records" in :mod:`runtime.tracer.state`); an export builds, formats and
-writes them in a worker thread: a large export never stalls the actor nor the loop.
-With sinks configured each record is built in the actor task as it arrives, since the
-sinks need it then.
-Bound a read with ``anyio.fail_after`` if needed.
-
-The base class's :meth:`~runtime.actor.Actor.stats` stays the actor's own introspection
-(mailbox, processed, dropped); the tracer's figures are :meth:`tracer_stats`.
-
-A restart (the runtime's supervisor serving the actor again after a crash) starts from a
-fresh state: a state whose handler crashed is not trusted.
+- :meth:`TracerActor.call_finished` (the :class:`~runtime.calls.CallObserver` protocol)
+  never blocks the tool call; a report that finds the mailbox full is dropped and counted.
+- Results are sized in the caller's task (:attr:`TracerActor.size_result`); reports carry
+  the figures, never the result.
+- With a batch window and no sinks, reports are batched in the callers' tasks and cast as
+  one message per ``batch_size``; the mailbox bound counts reports, not batches.  With
+  sinks (e.g. :class:`~runtime.tracer.otel.OtelBridge`) reports are cast one by one.
+- Reads (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and :meth:`reset` are
+  calls and hand pending reports over first, so nothing read is stale.  Records are built
+  in the reader's task; many records, every export of many and every file write are
+  built, formatted and written in a worker thread, so a large read never stalls the loop.
+- Reports not handled when the actor stops are lost and counted; a restart begins from a
+  fresh state.  :meth:`~runtime.actor.Actor.stats` stays the actor's own introspection.
 """
 
 from __future__ import annotations

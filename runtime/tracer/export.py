@@ -1,28 +1,19 @@
 """Trace records as JSON, JSON lines or CSV text, and JSON text back to records.
 
-All three formats share one shape per record (:func:`~runtime.tracer.records.record_to_dict`):
-the :class:`~runtime.tracer.records.TraceRecord` fields in declaration order, with the wall
-clock start as ISO 8601 UTC text (``2025-01-02T03:04:05.123456Z``).
+All formats share one shape per record (:func:`~runtime.tracer.records.record_to_dict`):
+the fields in declaration order, the wall-clock start as ISO 8601 UTC text.
 
-* ``json`` — a JSON array of record objects (indented for people);
-* ``jsonl`` — one compact JSON object per line, for streaming into log pipelines;
-  ASCII-escaped, so no Unicode line separator (U+2028, U+0085) can break a line reader;
-* ``csv`` — a header row of the field names, then one row per record; ``params`` and
-  ``metadata`` are JSON-encoded into their cells, ``None`` is an empty cell, booleans are
-  ``true``/``false``;
-* ``chrome`` — a Chrome trace-event timeline for Perfetto or chrome://tracing (one
-  complete event per record; see :mod:`runtime.tracer.chrome`); it does not read back.
+* ``json`` -- an indented JSON array of record objects;
+* ``jsonl`` -- one compact, ASCII-escaped JSON object per line;
+* ``csv`` -- a header row, then a row per record; ``params`` and ``metadata`` are JSON in
+  their cells, ``None`` an empty cell, booleans ``true``/``false``;
+* ``chrome`` -- a Chrome trace-event timeline for Perfetto or chrome://tracing
+  (:mod:`runtime.tracer.chrome`); it does not read back.
 
-Records are already redacted when they are built, so nothing here can leak a secret that
-a record does not hold.
-
-Every text is valid UTF-8, even for a record holding a lone surrogate (JSON lets a
-client send ``"\\ud800"``, and a tenant or param is kept as sent): ``json`` writes it as
-the escape ``\\ud800``, which reads back as the same string, and ``csv`` as that text.
-
-:func:`export` always returns the text; given a ``path`` it also writes the text there
-(UTF-8).  Writing is blocking file I/O: from async code call it in a worker thread (the
-tracer actor's ``export`` does).
+Records are redacted when built, so nothing here can leak what a record does not hold.
+Every text is valid UTF-8, even for a record holding a lone surrogate (a JSON escape).
+:func:`export` returns the text and, given a ``path``, writes it (blocking: call it from
+a worker thread in async code).
 """
 
 from __future__ import annotations

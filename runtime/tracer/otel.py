@@ -1,48 +1,22 @@
 """OpenTelemetry bridge: each trace record becomes a span (extra ``otel``).
 
 Importing this module imports the OpenTelemetry API and SDK; nothing else in
-:mod:`runtime.tracer` does, so the core package never needs them
-(``runtime.tracer.OtelBridge`` resolves lazily).
+:mod:`runtime.tracer` does (``runtime.tracer.OtelBridge`` resolves lazily).
 
-Conventions — the GenAI semantic conventions' "Execute tool span" (status Development):
-
-* a tool call's span is named ``execute_tool {tool_type}``, kind ``INTERNAL``, with
-  ``gen_ai.operation.name = "execute_tool"``, ``gen_ai.tool.name = tool_type`` and
-  ``gen_ai.tool.call.id`` = our span id;
-* pipeline runs and steps are not tool executions: their spans are named
-  ``pipeline {name}`` / ``step {name}`` and carry no ``gen_ai.*`` attributes;
-* our own fields go under ``runtime.*``: ``runtime.kind``, ``runtime.operation``,
-  ``runtime.tenant``, ``runtime.cache_hit``, ``runtime.coalesced``, ``runtime.retries``,
-  ``runtime.fallback_used``, ``runtime.result_count`` / ``runtime.result_size_bytes``
-  and ``runtime.result_size_estimated`` (when known), ``runtime.trace_id`` /
-  ``runtime.span_id`` (our ids) and ``runtime.error_type`` (the original exception name,
-  when there is one);
-* every non-``ok`` status is an error: status ``ERROR`` and ``error.type`` = the error's
-  type name (``_OTHER`` when unknown) for ``error``, ``"timeout"`` for timeouts and
-  ``"cancelled"`` for cancellations — the SDK by itself records neither of the last two;
-  failures also get an ``exception`` event with the type and message;
-* ``gen_ai.tool.call.arguments`` (opt-in in the conventions, may be sensitive) is only set
-  with ``include_arguments=True``, and then holds the *redacted* params as JSON.
-
-Parentage.  Records arrive child-first (a tool call finishes before its step, a step
-before its pipeline), so a parent's span does not exist yet when its children are
-emitted.  Rather than buffering children until a parent that may never come (its report
-can be dropped), span ids are *derived* from our ids: OTel trace id = first 16 bytes of
-``blake2b(trace_id)``, span id = 8 bytes of ``blake2b(span_id)`` -- except W3C ids (32 / 16
-lowercase hex digits, which ours never are: a ``traceparent`` an MCP client sent), kept
-as they are so the spans join the caller's trace.  A child is started
-under a non-recording parent :class:`~opentelemetry.trace.SpanContext` built from
-``parent_span_id``; the parent, whenever it arrives, is started with exactly that span id
-through the bridge's own :class:`~opentelemetry.sdk.trace.id_generator.IdGenerator`.  So
-every span is exported immediately, in any order, and the backend assembles the tree.
-A parent that never arrives leaves its children pointing at a missing span, which trace
-viewers show as an orphaned subtree — still correctly grouped by trace id.
-
-Because the span ids must be scripted, the bridge owns its ``TracerProvider``: give it
-the span processors to feed (``BatchSpanProcessor(your_exporter)``).  Its sampler defaults
-to ``ALWAYS_ON``; to sample, pass ``TraceIdRatioBased(rate)`` (not parent-based): the
-derived trace id is the same for every span of a run, so a whole trace is kept or dropped
-together.  Span times are the records' wall-clock start and monotonic duration.
+- Tool calls follow the GenAI "Execute tool span" conventions: named
+  ``execute_tool {tool_type}``, kind ``INTERNAL``, ``gen_ai.operation.name``,
+  ``gen_ai.tool.name`` and ``gen_ai.tool.call.id``; pipeline runs and steps are
+  ``pipeline {name}`` / ``step {name}`` without ``gen_ai.*``; our fields go under
+  ``runtime.*``.
+- Every non-``ok`` status is an error span with ``error.type`` (the error's type name,
+  ``"timeout"`` or ``"cancelled"``) and, for failures, an ``exception`` event.
+- ``gen_ai.tool.call.arguments`` holds the *redacted* params, only with
+  ``include_arguments=True``.
+- Span and trace ids are derived from ours (blake2b), so spans are exported at once in
+  any order and a child names its parent before the parent exists; hence the bridge owns
+  its ``TracerProvider`` (pass span processors; the sampler defaults to ``ALWAYS_ON``).
+  W3C ids (32 / 16 lowercase hex digits: a ``traceparent`` an MCP client sent) are kept
+  as they are, so the spans join the caller's trace.
 """
 
 from __future__ import annotations

@@ -1,34 +1,17 @@
 """Trace records: one immutable value per tool call, pipeline run or pipeline step.
 
-The executor and the pipeline hand the tracer raw :class:`~runtime.calls.CallReport`
-values (params copied as called but not redacted, so the caller pays nothing for
-redaction).  The tracer turns
-each into a :class:`TraceRecord` here, off the caller's path:
+A :class:`TraceRecord` is built from a :class:`~runtime.calls.CallReport` off the
+caller's path:
 
-* ``params`` and ``metadata`` are redacted (see :mod:`runtime.tracer.redact`) and become
-  plain JSON data; the values hidden in ``params`` are scrubbed from ``error_message``
-  too (not those of ``metadata``, which the runtime writes: step statuses under a step
-  named ``rotate_token`` would blank every "failed" in the message);
-* the result is *not* kept -- only its size and count, taken when the report was built
-  (see :mod:`runtime.tracer.sizing`), so the ring buffer's memory does not depend on how
-  large the results were;
-* ``duration_ms`` comes from the monotonic clock (the report's ``duration_s``);
-  ``started_wall`` is a Unix timestamp cut to whole microseconds, so that the ISO text the
-  exports print (``2025-01-02T03:04:05.123456Z``) reads back to the very same float.
+* ``params`` and ``metadata`` are redacted (:mod:`runtime.tracer.redact`) into plain JSON
+  data; values hidden in ``params`` are scrubbed from ``error_message`` too;
+* the result is not kept: ``result_count`` (exact) and ``result_size_bytes`` (the compact
+  JSON length, measured or estimated per :mod:`runtime.tracer.sizing`, with
+  ``result_size_estimated`` saying which; ``None`` without data) stand for it;
+* ``duration_ms`` comes from the monotonic clock; ``started_wall`` is a Unix timestamp cut
+  to whole microseconds, so the ISO text the exports print reads back to the same float.
 
-``result_size_bytes`` is the length of the compact JSON encoding of the result
-(``json.dumps(data, separators=(",", ":"))``, ASCII-escaped, so characters = bytes); values
-JSON cannot encode are encoded by ``repr``, and a result JSON cannot take at all (a cycle,
-non-string keys) falls back to the length of its ``repr``.  It is ``None`` when the call
-produced no data (``data is None``: failures, cancellations) or even ``repr`` fails.
-For tool calls it is *measured* on one result in ``size_every`` of each operation and
-*estimated* on the others from the latest measurement scaled by item count; then
-``result_size_estimated`` is true (the exact rules: :mod:`runtime.tracer.sizing`); the
-executor sizes pipeline steps' results the same way.  A report that still carries its
-``data`` (built by hand, or with no sizing observer) is measured exactly here.
-``result_count`` is the length of a list/tuple result, or of the first list found under one
-of :data:`COUNT_KEYS` in a mapping result, else ``None`` -- always exact.  Neither ever
-raises.
+Nothing here raises on odd data.
 """
 
 from __future__ import annotations

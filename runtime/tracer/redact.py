@@ -1,35 +1,17 @@
 """Redaction of secrets in call parameters before they are kept or exported.
 
-Trace records outlive the call and leave the process (JSON, CSV, OpenTelemetry), so a
-parameter named ``password`` must never reach them.  Redaction is by *key*: a mapping key
-whose normalised form **contains** one of the configured fragments has its whole value —
-scalar, list or nested mapping — replaced by ``"***"``, at any depth, including mappings
-inside lists.
-
-Why substring and not exact match: secrets arrive under many spellings
-(``db_password``, ``access_token``, ``X-API-Key``, ``client_secret``), and a missed
-secret costs far more than an over-redacted ``token_count``.  Keys and fragments are
-normalised by lower-casing and dropping the separators ``_``, ``-``, ``.`` and spaces
-before matching, so ``X-Api-Key``, ``apiKey`` and ``api.key`` all match the fragment
-``api_key``, and ``privateKey`` matches ``private_key``.
-
-The values of secret keys in the params are also scrubbed from the record's error
-message (:meth:`Redactor.scrub`): a tool that fails with ``f"login refused for {password}"``
-must not leak what its params hid.  Only strings of at least :data:`MIN_SECRET_CHARS`
-characters are scrubbed; shorter ones cannot be told from ordinary text.
-
-Redaction also makes the value *plain JSON data*: mappings become ``dict`` with ``str``
-keys, tuples/lists/sets become lists, non-finite floats and any other object become their
-``repr`` (cut at :data:`MAX_REPR`).  That keeps every record exportable and lets a record
-read back from JSON compare equal to the original.  An object's ``repr`` is not inspected
-for secrets: pass secrets in mappings, not inside opaque objects.
-
-Params are the caller's data, so their shape is not trusted.  Nesting deeper than
-:data:`MAX_DEPTH` is cut off with :data:`TOO_DEEP`, a reference back to an enclosing
-container with :data:`CYCLE`, and the containers after the first
-:data:`MAX_CONTAINERS` of one value with :data:`TOO_LARGE`.  The last bound is what makes
-shared references safe: ``x = [x, x]`` forty times over is forty lists, but written out
-as JSON it is 2**40 of them.
+- A mapping key whose normalised form (lower-cased, without ``_``, ``-``, ``.`` and spaces)
+  *contains* a configured fragment has its whole value replaced by ``"***"``, at any
+  depth, mappings inside lists included.
+- :meth:`Redactor.scrub` also removes those secret values (of at least
+  :data:`MIN_SECRET_CHARS` characters) from a text such as an error message.
+- The result is plain JSON data: ``dict`` with ``str`` keys, lists, and the ``repr`` (cut
+  at :data:`MAX_REPR`) of anything else, non-finite floats included.  A ``repr`` is not
+  inspected for secrets.
+- Caller data is not trusted: nesting past :data:`MAX_DEPTH` becomes :data:`TOO_DEEP`, a
+  reference back to an enclosing container :data:`CYCLE`, and containers past
+  :data:`MAX_CONTAINERS` in one value :data:`TOO_LARGE` (limits of
+  :mod:`runtime.jsondata`).
 """
 
 from __future__ import annotations
@@ -37,6 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from runtime.config import DEFAULT_REDACT_KEYS
+from runtime.jsondata import MAX_CONTAINERS, MAX_DEPTH
 
 __all__ = [
     "CYCLE",
@@ -56,24 +41,8 @@ REDACTED = "***"
 TOO_DEEP = "<too deep>"
 CYCLE = "<cycle>"
 TOO_LARGE = "<too large>"
-MAX_DEPTH = 32
-MAX_CONTAINERS = 10_000
 MAX_REPR = 200
 MIN_SECRET_CHARS = 4
-
-DEFAULT_REDACT_KEYS: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "credential",
-    "private_key",
-)
-
 
 _SEPARATORS = str.maketrans("", "", "_-. ")
 

@@ -1,32 +1,16 @@
 """How big a call's result was, measured at report time without keeping the result.
 
-A trace record says how large each result was (``result_size_bytes``) and how many items
-it held (``result_count``), but it must not keep the result itself: results retained in
-the ring buffer, even for the couple of milliseconds until the tracer's next batch, make
-the garbage collector traverse them and free them cold -- measured 1.5-2 us per call for
-a 64-call backlog and 5-10 us for a 1000-record ring (``benchmarks/tracer_bench.py``,
-a 20-row result).  So the figures are taken in the caller's task, when the report is
-built, and the result is let go with the call.
-
-Counting is cheap (a type check and a ``len``) and done for every result.  The exact
-size is not: it is the length of the result's compact JSON encoding, and encoding a
-20-row result costs more than the tool took to build it (~15 us against a ~23 us
-OpenTelemetry span on the benchmark machine).  So :class:`ResultSizer` *measures* one
-result in :attr:`ResultSizer.every` of each (tool_type, operation) and *estimates* the
-others from the latest measurement, scaled by item count -- the records say which
-(``result_size_estimated``).  The exact rules:
-
-* a result is measured when its (tool_type, operation) has no usable measurement yet
-  (the first result of each, and after :meth:`ResultSizer.clear`), when ``every - 1``
-  results have been estimated since the last measurement, when the last measurement gave
-  no size (the result could not even be ``repr``-ed), and when the count cannot be scaled
-  (this result or the measured one has no count or a count of 0, and the counts differ);
-* otherwise the estimate is ``round(measured_size * count / measured_count)`` -- exactly
-  the measured size when the counts are equal (both ``None`` included).
-
-Homogeneous results (rows of one table, events of one kind) estimate within a few percent;
-the error grows with the spread of item sizes, and is reset by every measurement.
-``every=1`` measures every result.
+- :func:`result_count`: the length of a list/tuple result, or of the first list/tuple under
+  one of :data:`COUNT_KEYS` in a mapping, else ``None``.  Exact, never raises.
+- :func:`result_size_bytes`: the length of the compact, ASCII-escaped JSON encoding
+  (``repr`` for what JSON cannot encode, the ``repr``'s length when JSON cannot take the
+  value at all); ``None`` for no data or when even ``repr`` fails.  Never raises.
+- :class:`ResultSizer` counts every result and *measures* one in ``every`` per
+  (tool_type, operation), estimating the rest as
+  ``round(measured_size * count / measured_count)``.  It measures when there is no
+  usable measurement (first result, after :meth:`ResultSizer.clear`, after ``every - 1``
+  estimates, after a measurement gave no size) or when the counts cannot be scaled (one
+  is ``None`` or 0 and they differ).  ``every=1`` measures every result.
 """
 
 from __future__ import annotations

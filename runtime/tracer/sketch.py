@@ -1,56 +1,15 @@
-"""A mergeable relative-error quantile sketch for latency percentiles.
+"""A mergeable relative-error quantile sketch for latency percentiles (DDSketch).
 
-Engineers read percentiles, not averages, and the tracer keeps them over *all* calls, so
-it needs a summary whose size does not grow with the number of calls and whose error is
-bounded where it matters: in the tail.  Rank-error sketches (KLL, t-digest) are cheap but
-can be badly off in *value* at a multimodal tail (prior-art notes: KLL +105% at a bimodal
-p99).  A relative-error sketch guarantees ``|estimate - x| <= alpha * x`` for every
-quantile, which is what "p99 is 212 ms, give or take 1%" needs.
+Values are counted in logarithmic buckets ``(gamma**(k-1), gamma**k]`` with
+``gamma = (1 + alpha) / (1 - alpha)``; every quantile estimate is within ``alpha`` of the
+true value (relative error), and two sketches with the same alpha merge by adding counts.
 
-This is the DDSketch construction (Masson et al., VLDB 2019) in about a hundred lines:
-values are counted in logarithmic buckets ``(gamma**(k-1), gamma**k]`` with
-``gamma = (1 + alpha) / (1 - alpha)``; a bucket's representative ``2 * gamma**k /
-(gamma + 1)`` is within ``alpha`` of every value in it.  Two sketches with the same alpha
-merge by adding bucket counts.
-
-Quantile definition: the *lower* quantile, the element of rank ``floor(q * (n - 1))`` in
-sorted order (the rank convention of the ``ddsketch`` package).  The estimate is clamped to
-the exact ``[min, max]``, which can only move it closer to the true value.
-
-Zero and tiny values: anything ``<= min_value`` (default 1e-9, i.e. a picosecond when the
-unit is ms; negative durations cannot come from a monotonic clock but are treated the same)
-is counted in a separate zero bucket and reported as ``0.0``.
-
-Bounded size: at most ``max_buckets`` buckets (default 2048).  When a new bucket would
-exceed the bound, the *lowest* buckets are collapsed into one (as ``ddsketch``'s
-``LogCollapsingLowestDenseDDSketch`` does), so the high quantiles keep their guarantee and
-only the lowest ones lose accuracy.  With alpha = 1% the 2048 buckets span a dynamic range
-of ``gamma**2048 ~ 6e17`` — a picosecond to a week in ms — so real latencies never collapse;
-the bound is there so a pathological stream cannot grow memory.  Collapsing frees 1/8 of
-the bound at once, so a stream that keeps opening new buckets pays the O(n log n) collapse
-once per ``max_buckets / 8`` new buckets, not on every add.
-
-Why our own rather than the ``ddsketch`` package — measured in one run of
-``benchmarks/tracer_bench.py`` (2-core shared VM, Python 3.11.7, ddsketch 3.0.1, alpha = 1%
-for both, 200,000 latencies; "lognormal": median 20 ms, sigma 1; "bimodal": 99% around
-20 ms and 1% around 500 ms, so p99 sits on the boundary between the modes):
-
-=====================  ==========  ========================  ========================  =======
-sketch                 add (CPU)   lognormal p50/p95/p99     bimodal p50/p95/p99       size
-=====================  ==========  ========================  ========================  =======
-this module            0.26 us     -0.60% / +0.94% / +0.06%  +1.00% / -0.81% / -0.32%  29 KB
-``ddsketch.DDSketch``  0.51 us     identical                 identical                 13 KB
-=====================  ==========  ========================  ========================  =======
-
-Accuracy is identical (same logarithmic mapping, same rank convention, 393 buckets each),
-both within the 1% guarantee.  Ours adds ~1.9x faster (one ``math.log`` and one dict
-update, where ``ddsketch`` goes through a mapping object, a store object and a dense-array
-range check, all pure Python), and its size is bounded by construction whereas the
-default ``DDSketch`` store is unbounded (its collapsing variants add more per-add work).
-It needs no third-party package, is typed for ``mypy --strict``, and clamps estimates to
-the exact min/max.  The price is memory: a dict bucket costs ~70 bytes against ~8 for
-``ddsketch``'s dense float list — about 30 KB per (kind, tool, operation), bounded by
-``max_buckets``, which we accept for the cheaper add on the tracer's per-call path.
+- Quantiles are *lower* quantiles: the element of rank ``floor(q * (n - 1))``; estimates
+  are clamped to the exact ``[min, max]``.
+- Values ``<= min_value`` (default 1e-9) are counted in a zero bucket and reported as 0.0.
+- At most ``max_buckets`` buckets (default 2048): beyond it the lowest buckets collapse
+  into one, so the high quantiles keep their guarantee; a collapse frees 1/8 of the bound.
+- Pure and synchronous; memory bounded by ``max_buckets``.
 """
 
 from __future__ import annotations

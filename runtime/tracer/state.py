@@ -1,35 +1,16 @@
 """The tracer's functional core: a bounded ring of calls plus aggregates over all calls.
 
-:class:`TracerState` is pure and synchronous — no I/O, no clock reads, no locks.  The
-tracer actor owns one and is the only task that touches it; everything it hands out
-(records and snapshots, immutable; reports, which nobody mutates) stays as it was, so
-readers never see it change under them.
+:class:`TracerState` is pure and synchronous -- no I/O, no clock reads, no locks.  The
+tracer actor owns one and is the only task that touches it.
 
-Lazy records (the default).  Building a :class:`TraceRecord` costs more than counting a
-call: redacting params takes a few microseconds.  Every call must be *counted*, but only
-the records somebody reads -- ``records()``, an export, a sink -- need to be *built*.  So
-by default the ring keeps the :class:`~runtime.calls.CallReport` as it came (built by the
-caller anyway) and :meth:`TracerState.to_record` builds the record on the way out; the
-tracer actor does that in the *reader's* task, so neither the tool path nor the actor
-pays for it.  Until a report leaves the ring its unredacted params stay referenced (they
-never leave through any read: every read redacts); they are the executor's copy, taken
-when the call started, so the caller's later changes never show.  The result itself is
-never kept: the executor's reports carry its count and size instead (see
-:mod:`runtime.tracer.sizing`), and a report that does carry ``data`` (a pipeline step's)
-has its record built at once, so the data is let go.  With ``lazy_records=False`` every
-record is built at observation and the params are let go too.  Both modes produce
-identical records and statistics.
-
-:meth:`TracerState.observe_many` is the per-call path (the actor hands it whole batches):
-each report is kept and sorted into its (kind, tool_type, operation) group, and each group
-is counted by its aggregate in C-level passes, percentile sketch included -- about 0.5 us
-per report (``benchmarks/tracer_bench.py``, ``tracer_observe_lazy_us``).
-
-Memory is bounded whatever the traffic: the ring holds at most ``capacity`` entries
-(``collections.deque(maxlen=capacity)`` drops the oldest), each aggregate is a handful of
-counters and a sketch of at most ``max_buckets`` buckets, and there is one aggregate per
-distinct (kind, tool_type, operation) — a set fixed by the tool registry and the pipeline
-library, not by the number of calls.
+- Everything it hands out (records, snapshots, reports) is never changed afterwards.
+- Every call is counted; records are built lazily by :meth:`TracerState.to_record` when
+  read (``lazy_records=False`` builds them at observation).  Both modes give identical
+  records and statistics.  Unredacted params never leave through a read.
+- Results are never kept: reports carry their count and size; a report that carries
+  ``data`` has its record built at once.
+- Memory is bounded: at most ``capacity`` ring entries, and one aggregate (counters and a
+  bounded sketch) per (kind, tool_type, operation).
 """
 
 from __future__ import annotations
