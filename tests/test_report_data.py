@@ -116,13 +116,14 @@ def record(n: int, **extra: Any) -> TraceRecord:
 
 def test_selector_choices_per_intent_with_runner_up() -> None:
     records = [
-        record(1, tool_type="A", metadata={"intent": "find", "runner_up": "B.search"}),
-        record(2, tool_type="A", metadata={"intent": "find", "runner_up": "B.search"}),
-        record(3, tool_type="B", metadata={"selector": {"intent": "find"}}),
+        record(1, tool_type="A", selection={"intent": "find", "runner_up": "B.search"}),
+        record(2, tool_type="A", selection={"intent": "find", "runner_up": "B.search"}),
+        record(3, tool_type="B", selection={"intent": "find", "runner_up": None}),
         # A fallback is no choice of the selector.
-        record(4, tool_type="C", fallback_used=True, metadata={"intent": "find"}),
-        record(5, tool_type="B", metadata={"intent": "health", "runner_up": {"tool_type": "A"}}),
-        record(6),
+        record(4, tool_type="C", fallback_used=True, selection={"intent": "find"}),
+        record(5, tool_type="B", selection={"intent": "health", "runner_up": {"tool_type": "A"}}),
+        # Metadata is the cache's and the tool's, never read as the selector's.
+        record(6, metadata={"intent": "find", "runner_up": "B.search"}),
     ]
     data = build_report(records)
     find, health = data.intents
@@ -206,7 +207,7 @@ async def test_execute_best_choices_show_per_intent() -> None:
     assert sum(choices.runner_up.values()) == 3
     for record in records:  # the runner-up is another candidate that could run
         name = f"{record.tool_type}.{record.operation}"
-        assert record.metadata["runner_up"] in {"CI.get", "CI.search"} - {name}
+        assert record.selection["runner_up"] in {"CI.get", "CI.search"} - {name}
     assert {f"{r.tool_type}.{r.operation}" for r in ranked} >= {"CI.get", "CI.search"}
 
 
