@@ -251,6 +251,16 @@ class StoreMachine(RuleBasedStateMachine):
         self._put(k, size, ttl)
 
     @rule(k=st.sampled_from(KEYS))
+    def get_live(self, k: CacheKey) -> None:
+        """The hit path: a live entry is a hit like get's; anything else changes nothing."""
+        live = {entry[0].digest for entry in self.model.live(self.now)}
+        found = self.store.get_live(k.digest, self.now)
+        if k.digest in live:
+            assert found == self.model.get(k, self.now)
+        else:
+            assert found is MISS
+
+    @rule(k=st.sampled_from(KEYS))
     def peek(self, k: CacheKey) -> None:
         live = {entry[0].digest for entry in self.model.live(self.now)}
         assert self.store.peek(k, self.now) == (k.digest in live)
