@@ -140,25 +140,31 @@ async def test_a_trace_export_can_be_limited(server: Server) -> None:
 
 @pytest.fixture
 def guarded_server(anyio_backend: Any, tiny_db: Path, tmp_path: Path) -> Iterator[Server]:
-    flags = ("--max-in-flight=2", "--request-deadline=3", "--access-log")
+    flags = ("--request-deadline=3", "--access-log")
     started = Server(backend_of(anyio_backend), tiny_db, tmp_path / "server.log", *flags)
     yield started
     assert started.stop() == 0, started.log()
 
 
-async def test_beyond_the_in_flight_limit_is_a_503_with_retry_after(
-    guarded_server: Server,
-) -> None:
+@pytest.fixture
+def small_door(anyio_backend: Any, tiny_db: Path, tmp_path: Path) -> Iterator[Server]:
+    started = Server(backend_of(anyio_backend), tiny_db, tmp_path / "door.log", "--max-in-flight=2")
+    yield started
+    assert started.stop() == 0, started.log()
+
+
+async def test_beyond_the_in_flight_limit_is_a_503_with_retry_after(small_door: Server) -> None:
     results: list[int] = []
 
     async def sleep_call(client: httpx.AsyncClient) -> None:
-        body = {**SLEEP, "params": {"seconds": 2.5}}
+        # Long enough that both are surely in flight together, even on a loaded machine.
+        body = {**SLEEP, "params": {"seconds": 8}}
         results.append((await client.post("/execute", json=body)).status_code)
 
     limits = httpx.Limits(max_connections=10)
-    with anyio.fail_after(30):
+    with anyio.fail_after(40):
         async with (
-            httpx.AsyncClient(base_url=guarded_server.url, timeout=20, limits=limits) as client,
+            httpx.AsyncClient(base_url=small_door.url, timeout=30, limits=limits) as client,
             anyio.create_task_group() as group,
         ):
             group.start_soon(sleep_call, client)
