@@ -12,6 +12,8 @@ and hypercorn exits once drained instead of waiting out its graceful timeout.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
-from test_apps_servers import Server, backend_of, running_servers, server, tiny_db
+from test_apps_servers import APP, Server, backend_of, running_servers, server, tiny_db
 
 from runtime.ops import content_digest, ensure_database
 
@@ -282,3 +284,27 @@ async def test_an_existing_database_is_served_as_it_is(anyio_backend: Any, tmp_p
     with pytest.raises(AssertionError, match="--cis 12, not 40"):
         Server(backend, small, tmp_path / "refused.log")
     assert content_digest(small) == digest
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"),
+    [
+        ("--cis=999999999999999999999", "--cis must be between 8 and 50000"),
+        ("--days=99999", "--days must be between 1 and 30"),
+        ("--max-in-flight=0", "max_in_flight must be in [1, 100000]"),
+        ("--request-deadline=1e9", "deadline_s must be in (0, 3600] s"),
+    ],
+)
+def test_sizes_beyond_their_bound_stop_the_service_before_it_starts(
+    flag: str, named: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(APP), "--database", str(tmp_path / "db.sqlite"), flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert not (tmp_path / "db.sqlite").exists()
