@@ -12,6 +12,8 @@ and hypercorn exits once drained instead of waiting out its graceful timeout.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
-from test_apps_servers import Server, backend_of, running_servers, server, tiny_db
+from test_apps_servers import APP, Server, backend_of, running_servers, server, tiny_db
 
 from runtime.ops import content_digest, ensure_database
 
@@ -148,18 +150,23 @@ def guarded_server(anyio_backend: Any, tiny_db: Path, tmp_path: Path) -> Iterato
 
 @pytest.fixture
 def small_door(anyio_backend: Any, tiny_db: Path, tmp_path: Path) -> Iterator[Server]:
-    started = Server(backend_of(anyio_backend), tiny_db, tmp_path / "door.log", "--max-in-flight=2")
+    flags = ("--max-in-flight=2", "--access-log")
+    started = Server(backend_of(anyio_backend), tiny_db, tmp_path / "door.log", *flags)
     yield started
     assert started.stop() == 0, started.log()
 
 
 async def test_beyond_the_in_flight_limit_is_a_503_with_retry_after(small_door: Server) -> None:
-    results: list[int] = []
+    statuses: list[int] = []
+    sleeps: list[int] = []
+    refusals: list[httpx.Response] = []
 
     async def sleep_call(client: httpx.AsyncClient) -> None:
         # Long enough that both are surely in flight together, even on a loaded machine.
-        body = {**SLEEP, "params": {"seconds": 8}}
-        results.append((await client.post("/execute", json=body)).status_code)
+        response = await client.post("/execute", json={**SLEEP, "params": {"seconds": 8}})
+        sleeps.append(response.status_code)
+        if response.status_code == 503:  # a probe was in flight as it arrived: refused too
+            refusals.append(response)
 
     limits = httpx.Limits(max_connections=10)
     with anyio.fail_after(40):
@@ -169,15 +176,20 @@ async def test_beyond_the_in_flight_limit_is_a_503_with_retry_after(small_door: 
         ):
             group.start_soon(sleep_call, client)
             group.start_soon(sleep_call, client)
-            while True:  # until both sleeps are admitted, the door is open
-                refused = await client.get("/healthz")
-                if refused.status_code == 503:
-                    break
+            while not refusals:  # two requests in flight: the next one is refused
+                probe = await client.get("/healthz")
+                statuses.append(probe.status_code)
+                if probe.status_code == 503:
+                    refusals.append(probe)
                 await anyio.sleep(0.05)
+    refused = refusals[0]
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"] == "Overloaded"
     assert "2 requests in flight" in refused.json()["message"]
-    assert results == [200, 200]  # the admitted ones were answered
+    assert set(statuses) <= {200, 503}
+    assert len(sleeps) == 2
+    assert 200 in sleeps  # admitted requests are answered
+    assert set(sleeps) <= {200, 503}
 
 
 async def test_a_request_past_its_deadline_is_a_504(guarded_server: Server) -> None:
@@ -272,3 +284,27 @@ async def test_an_existing_database_is_served_as_it_is(anyio_backend: Any, tmp_p
     with pytest.raises(AssertionError, match="--cis 12, not 40"):
         Server(backend, small, tmp_path / "refused.log")
     assert content_digest(small) == digest
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"),
+    [
+        ("--cis=999999999999999999999", "--cis must be between 8 and 50000"),
+        ("--days=99999", "--days must be between 1 and 30"),
+        ("--max-in-flight=0", "max_in_flight must be in [1, 100000]"),
+        ("--request-deadline=1e9", "deadline_s must be in (0, 3600] s"),
+    ],
+)
+def test_sizes_beyond_their_bound_stop_the_service_before_it_starts(
+    flag: str, named: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(APP), "--database", str(tmp_path / "db.sqlite"), flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert not (tmp_path / "db.sqlite").exists()

@@ -87,6 +87,7 @@ from runtime import (
     open_runtime,
 )
 from runtime.ops import OpsDatabase, ensure_database, existing_database, register_ops_tools
+from runtime.ops.generate import MAX_CIS, MAX_DAYS, MIN_CIS
 from runtime.report.web import dashboard, traces_report
 
 try:  # the MCP face is optional (extra "mcp")
@@ -614,8 +615,8 @@ async def serve_hypercorn_trio(
 def guard_settings(args: argparse.Namespace, base: GuardSettings) -> GuardSettings:
     return attrs.evolve(
         base,
-        max_in_flight=args.max_in_flight or base.max_in_flight,
-        deadline_s=args.request_deadline or base.deadline_s,
+        max_in_flight=base.max_in_flight if args.max_in_flight is None else args.max_in_flight,
+        deadline_s=base.deadline_s if args.request_deadline is None else args.request_deadline,
         access_log=args.access_log or base.access_log,
     )
 
@@ -700,6 +701,10 @@ def main(argv: list[str] | None = None) -> int:
         guard = guard_settings(args, settings.guard)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.cis is not None and not MIN_CIS <= args.cis <= MAX_CIS:
+        parser.error(f"--cis must be between {MIN_CIS} and {MAX_CIS}, got {args.cis}")
+    if args.days is not None and not 1 <= args.days <= MAX_DAYS:
+        parser.error(f"--days must be between 1 and {MAX_DAYS}, got {args.days}")
     settings = attrs.evolve(
         settings,
         database=args.database or settings.database,
