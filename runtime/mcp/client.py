@@ -10,8 +10,9 @@ URL, or in tests an SDK ``Server`` in process), lists its tools and registers ea
 * a tool is cached only when the server annotates it read-only *and* idempotent (and the
   server's ``cache`` setting allows); any other is registered with side effects;
 * a call's read timeout is what is left of the caller's deadline (the executor's per-call
-  timeout), else the server's ``timeout``; a caller's cancellation cancels the request,
-  which the SDK tells the server with ``notifications/cancelled``;
+  timeout) plus a 0.25 s margin, else the server's ``timeout``; a caller's cancellation
+  (its deadline included) cancels the request, which the SDK tells the server with
+  ``notifications/cancelled``;
 * a remote ``isError`` result raises :class:`~runtime.ToolExecutionError` with the remote
   message; a lost connection fails every call in flight with :class:`RemoteConnectionLost`
   and the next call reconnects.
@@ -47,6 +48,7 @@ __all__ = [
 
 log = logging.getLogger("runtime.mcp")
 _LOST_CODES = frozenset({types.CONNECTION_CLOSED})
+_READ_TIMEOUT_MARGIN = 0.25  # seconds past the caller's deadline; see RemoteTool.execute
 _LOST_ERRORS: tuple[type[BaseException], ...] = (
     anyio.ClosedResourceError,
     anyio.BrokenResourceError,
@@ -314,8 +316,12 @@ class RemoteTool:
         # What the caller's deadline (the executor's per-call timeout) leaves.
         deadline = anyio.current_effective_deadline()
         remaining = deadline - anyio.current_time() if deadline != math.inf else None
+        # The read timeout trails the caller's deadline a little: when both fire together,
+        # the SDK's timeout path writes its courtesy cancel unshielded and the caller's
+        # cancellation can cut it off; ending by the caller's deadline shields that write.
+        read_timeout = None if remaining is None else remaining + _READ_TIMEOUT_MARGIN
         try:
-            result = await self.connection.call(self.name, params, remaining)
+            result = await self.connection.call(self.name, params, read_timeout)
         except MCPError as exc:
             if exc.code == types.REQUEST_TIMEOUT:
                 waited = remaining if remaining is not None else self.connection.remote.timeout

@@ -9,8 +9,8 @@
   sinks (e.g. :class:`~runtime.tracer.otel.OtelBridge`) reports are cast one by one.
 - Reads (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and :meth:`reset` are
   calls and hand pending reports over first, so nothing read is stale.  Records are built
-  in the reader's task; many records, every export of many and every file write are
-  built, formatted and written in a worker thread, so a large read never stalls the loop.
+  in the reader's task (many of them in a worker thread); an export is built, formatted
+  and written in a worker thread, so a large read never stalls the loop.
 - Reports not handled when the actor stops are lost and counted; a restart begins from a
   fresh state.  :meth:`~runtime.actor.Actor.stats` stays the actor's own introspection.
 """
@@ -289,10 +289,9 @@ class TracerActor(Actor[TracerMessage]):
         limit: int | None = None,
     ) -> str:
         """The buffered records (the newest ``limit`` when given) as ``json`` / ``jsonl`` /
-        ``csv`` / ``chrome`` text, also written to ``path`` when given.  From
-        :data:`THREAD_RECORDS` records on, or with a ``path``, building the records and the
-        text happens in a worker thread: a full ring is ~1 s of CPU, which must not stall the
-        event loop.  See :mod:`runtime.tracer.export`."""
+        ``csv`` / ``chrome`` text, also written to ``path`` when given.  Building the records
+        and the text happens in a worker thread: a full ring is ~1 s of CPU, which must not
+        stall the event loop.  See :mod:`runtime.tracer.export`."""
         check_format(format)  # fail before touching the actor
         self._flush()
         entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
@@ -300,7 +299,5 @@ class TracerActor(Actor[TracerMessage]):
         def build_and_format() -> str:
             return export(self._build(entries), format, path)
 
-        if path is None and len(entries) < THREAD_RECORDS:
-            return build_and_format()
         text: str = await anyio.to_thread.run_sync(build_and_format)
         return text
