@@ -55,7 +55,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -442,6 +441,17 @@ def register_demo_tools(registry: ToolRegistry) -> None:
         return {"slept": seconds, "tag": params.get("tag")}
 
 
+def prepare_database(chosen: ServiceSettings) -> Any:
+    """The CMDB as it is, or built with :data:`BUILD_SIZES` and the sizes asked for when
+    absent; a database of other sizes than asked is a ``ValueError``, never resized."""
+    sizes = {"cis": chosen.cis, "days": chosen.days, "seed": chosen.seed}
+    asked = {name: value for name, value in sizes.items() if value is not None}
+    summary = existing_database(chosen.database, **asked)
+    if summary is None:
+        summary = ensure_database(chosen.database, **{**BUILD_SIZES, **asked})
+    return summary
+
+
 @asynccontextmanager
 async def runtime_lifespan(
     chosen: ServiceSettings, mcp_endpoint: Any = None
@@ -449,12 +459,7 @@ async def runtime_lifespan(
     """The CMDB (built when absent) and the runtime over it, for as long as the service
     runs; yields the request state ``{"runtime": rt}``.  With ``mcp_endpoint`` (an
     ``McpEndpoint``), the MCP face is served over the same runtime meanwhile."""
-    sizes = {"cis": chosen.cis, "days": chosen.days, "seed": chosen.seed}
-    asked = {name: value for name, value in sizes.items() if value is not None}
-    summary = await anyio.to_thread.run_sync(partial(existing_database, chosen.database, **asked))
-    if summary is None:
-        build = partial(ensure_database, chosen.database, **{**BUILD_SIZES, **asked})
-        summary = await anyio.to_thread.run_sync(build)
+    summary = await anyio.to_thread.run_sync(prepare_database, chosen)
     log.info("CMDB at %s (%d CIs, built now: %s)", summary.path, summary.cis, summary.built)
     db = await OpsDatabase.open(chosen.database)
     try:
@@ -629,7 +634,7 @@ def serve_workers(args: argparse.Namespace, settings: ServiceSettings) -> int:
     the module-level ``app`` from the environment, so the settings travel there; the CMDB
     is built here, once, before the workers could race to build it.
     """
-    ensure_database(settings.database, cis=settings.cis, days=settings.days, seed=settings.seed)
+    prepare_database(settings)
     os.environ["RUNTIME_CMDB"] = str(settings.database.resolve())
     if args.config:
         os.environ["RUNTIME_CONFIG"] = str(args.config.resolve())
