@@ -456,18 +456,15 @@ def measure_stampede(quick: bool) -> Figures:
 
 
 async def _equivalent_calls() -> int:
-    """A call, then its twin with the schema's defaults filled in: tool executions."""
+    """A call, then its twin with the schema's defaults filled in: tool executions.
+
+    The tool takes the ops suite's own CI.search schema (``keywords``, ``filters`` and
+    ``limit`` have defaults), as ``search_with_context`` calls it."""
+    from runtime.ops.params import PARAMS_SCHEMAS
+
     executions = 0
     registry = ToolRegistry()
-    schema = {
-        "type": "object",
-        "properties": {
-            "keywords": {"type": "array", "items": {"type": "string"}},
-            "filters": {"type": "array", "default": []},
-            "limit": {"type": "integer", "default": 20},
-        },
-        "required": ["keywords"],
-    }
+    schema = PARAMS_SCHEMAS[("CI", "search")]
 
     @registry.tool("CI", "search", params_schema=schema)
     async def search(ctx: ToolContext, params: Any) -> Any:
