@@ -25,7 +25,14 @@ from runtime.ops.simulate import cep_simulate
 from runtime.ops.timerange import parse_iso
 from runtime.tools import ToolContext, ToolRegistry
 
-__all__ = ["TOOL_DEFS", "OpsTool", "ToolDef", "check_ops_params", "register_ops_tools"]
+__all__ = [
+    "TOOL_DEFS",
+    "OpsTool",
+    "ToolDef",
+    "check_across_fields",
+    "check_ops_params",
+    "register_ops_tools",
+]
 
 Handler = Callable[[Session, Mapping[str, Any], ToolContext], dict[str, Any]]
 
@@ -123,10 +130,18 @@ class OpsTool:
 
 
 def check_ops_params(tool_type: str, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The params checked against the tool's schema, then across fields: an explicit
-    ``time_range`` whose ``from`` is after its ``to`` is ``InvalidParams`` naming both."""
+    """The params checked against the tool's schema, then across fields
+    (:func:`check_across_fields`)."""
     checked: dict[str, Any] = validate_params(tool_type, operation, params)
-    span = checked.get("time_range")
+    check_across_fields(tool_type, operation, checked)
+    return checked
+
+
+def check_across_fields(tool_type: str, operation: str, params: Mapping[str, Any]) -> None:
+    """What a schema cannot say, on params it already accepted: an explicit ``time_range``
+    whose ``from`` is after its ``to`` is ``InvalidParams`` naming both.  The registered
+    validator: the executor has checked the schema by then, so it is not checked twice."""
+    span = params.get("time_range")
     if isinstance(span, Mapping) and parse_iso(span["from"]) > parse_iso(span["to"]):
         raise InvalidParams(
             tool_type,
@@ -134,7 +149,6 @@ def check_ops_params(tool_type: str, operation: str, params: Mapping[str, Any]) 
             "time_range.from",
             f"time_range.from ({span['from']}) is after time_range.to ({span['to']})",
         )
-    return checked
 
 
 def _call(
@@ -154,5 +168,5 @@ def register_ops_tools(registry: ToolRegistry, db: OpsDatabase) -> None:
             description=definition.description,
             side_effects=definition.side_effects,
             params_schema=definition.params_schema,
-            validator=partial(check_ops_params, definition.tool_type, definition.operation),
+            validator=partial(check_across_fields, definition.tool_type, definition.operation),
         )
