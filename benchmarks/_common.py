@@ -10,6 +10,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,3 +45,19 @@ def emit(name: str, figures: dict[str, Any], *, quick: bool) -> None:
         **figures,
     }
     print(json.dumps(record, sort_keys=False))
+
+
+def run_measurements(
+    name: str,
+    measurements: list[Callable[[bool], dict[str, Any]]],
+    description: str | None,
+    argv: list[str] | None = None,
+) -> None:
+    """Run each measurement in turn (its time on stderr), then :func:`emit` all figures."""
+    args = parse_args(description, argv)
+    figures: dict[str, Any] = {}
+    for measure in measurements:
+        started = time.perf_counter()
+        figures.update(measure(args.quick))
+        print(f"{measure.__name__}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    emit(name, figures, quick=args.quick)

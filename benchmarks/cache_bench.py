@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
-from _common import emit, parse_args
+from _common import run_measurements
 from actor_overhead import floor_call, floor_server
 from cachetools import TTLCache
 
@@ -495,13 +495,7 @@ MEASUREMENTS: list[Callable[[bool], Figures]] = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, argv)
-    figures: Figures = {}
-    for measure in MEASUREMENTS:
-        started = time.perf_counter()
-        figures.update(measure(args.quick))
-        print(f"{measure.__name__}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    emit("cache_bench", figures, quick=args.quick)
+    run_measurements("cache_bench", MEASUREMENTS, __doc__, argv)
 
 
 if __name__ == "__main__":

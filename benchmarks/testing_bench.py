@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
-from _common import emit, parse_args
+from _common import run_measurements
 from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -294,13 +294,7 @@ MEASUREMENTS = (measure_quiescence, measure_portal, measure_stateful)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, argv)
-    figures: Figures = {}
-    for measure in MEASUREMENTS:
-        started = time.perf_counter()
-        figures.update(measure(args.quick))
-        print(f"{measure.__name__}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    emit("testing_bench", figures, quick=args.quick)
+    run_measurements("testing_bench", MEASUREMENTS, __doc__, argv)
 
 
 if __name__ == "__main__":
