@@ -21,6 +21,7 @@ from typing import Any, Final, Literal, NamedTuple, Protocol
 
 import attrs
 
+from runtime.errors import InvalidParams, ToolTimeout
 from runtime.jsondata import MAX_DEPTH
 
 __all__ = [
@@ -35,9 +36,14 @@ __all__ = [
     "Status",
     "new_report",
     "snapshot_params",
+    "status_of",
 ]
 
-Status = Literal["ok", "error", "timeout", "cancelled"]
+Status = Literal["ok", "error", "timeout", "rejected", "cancelled"]
+"""How a call ended -- decided once, by :func:`status_of`, where the exception is known.
+
+``rejected``: its params were refused (:class:`~runtime.errors.InvalidParams` or a
+subclass) before any work -- the caller's mistake, not the tool's ill health."""
 CacheOutcome = Literal["off", "bypass", "miss", "hit", "coalesced"]
 """How the cache took part in a call: ``miss`` means this call ran the tool as leader."""
 Kind = Literal["tool_call", "pipeline", "step"]
@@ -149,6 +155,22 @@ class CallReport(NamedTuple):
 new_report: Final = tuple.__new__
 """``new_report(CallReport, values)``: a report from a tuple of all its fields, in order,
 without the Python-level ``__new__`` (the executor's per-call path)."""
+
+
+def status_of(error: BaseException | None) -> Status:
+    """The status of a call that finished with ``error`` (``None``: it succeeded).
+
+    By ``isinstance``, so a tool's own subclass of :class:`InvalidParams` is ``rejected``
+    and one of :class:`ToolTimeout` a ``timeout``.  Cancellation is decided by the caller
+    (a call with no result at all), never from an exception's name.
+    """
+    if error is None:
+        return "ok"
+    if isinstance(error, InvalidParams):
+        return "rejected"
+    if isinstance(error, ToolTimeout):
+        return "timeout"
+    return "error"
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})

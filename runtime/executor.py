@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -39,8 +39,10 @@ from runtime.calls import (
     CallStart,
     IdGenerator,
     SpanRef,
+    Status,
     new_report,
     snapshot_params,
+    status_of,
 )
 from runtime.config import ExecutorConfig
 from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
@@ -312,7 +314,7 @@ def _report(
     count = size = data = None
     estimated = False
     if result is None:
-        status: Literal["ok", "error", "timeout", "cancelled"] = "cancelled"
+        status: Status = "cancelled"
         error_type: str | None = "Cancelled"
         message: str | None = "the caller was cancelled"
     elif result.success:
@@ -322,7 +324,8 @@ def _report(
             count, size, estimated = size_result(spec.tool_type, spec.operation, data)
             data = None
     else:
-        status = "timeout" if result.error_type == "ToolTimeout" else "error"
+        # A tool that returned a failed result itself (no exception) is an error.
+        status = "error" if result.exception is None else status_of(result.exception)
         error_type, message = result.error_type, result.error
     return new_report(
         CallReport,

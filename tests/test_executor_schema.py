@@ -103,12 +103,12 @@ async def test_invalid_params_are_rejected_before_any_cache_work(
         assert await misses(rt) == 0  # the cache was never asked
         assert rt.cache is not None
         assert (await rt.cache.stats()).snapshot.in_flight == 0
-        # the runtime stays usable, and the rejection is traced as an error
+        # the runtime stays usable, and the rejection is traced as one
         assert await rt.execute("TICKET", "read", {"id": 1}, CTX) == {"id": 1, "fields": ["title"]}
         assert rt.tracer is not None
         records = await rt.tracer.records()
         assert [(r.status, r.error_type) for r in records] == [
-            ("error", "InvalidParams"),
+            ("rejected", "InvalidParams"),
             ("ok", None),
         ]
 

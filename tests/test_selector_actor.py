@@ -41,8 +41,11 @@ def test_outcome_of_reports() -> None:
     assert outcome_of(ok._replace(status="cancelled")) == "censored"
     assert outcome_of(ok._replace(cache_hit=True)) == "unmeasured"
     assert outcome_of(ok._replace(coalesced=True)) == "unmeasured"
-    invalid = ok._replace(status="error", error_type="InvalidParams")
-    assert outcome_of(invalid) == "unmeasured"
+    rejected = ok._replace(status="rejected", error_type="BadFilter")
+    assert outcome_of(rejected) == "unmeasured"
+    # The type's name is never read: an error named like a rejection is still an error.
+    named_alike = ok._replace(status="error", error_type="InvalidParams")
+    assert outcome_of(named_alike) == "error"
 
 
 async def test_learns_from_casts_and_answers_calls() -> None:

@@ -32,8 +32,16 @@ import anyio
 import attrs
 
 from runtime._loop import loop_cancel_check, loop_clock
-from runtime.calls import CURRENT_SPAN, CallReport, IdGenerator, SpanRef, Status, snapshot_params
-from runtime.errors import InvalidParams, PipelineError, ToolTimeout
+from runtime.calls import (
+    CURRENT_SPAN,
+    CallReport,
+    IdGenerator,
+    SpanRef,
+    Status,
+    snapshot_params,
+    status_of,
+)
+from runtime.errors import InvalidParams, PipelineError
 from runtime.pipeline.refs import UnresolvedReference
 from runtime.pipeline.result import PipelineResult, StepOutcome, StepStatus
 from runtime.pipeline.state import State
@@ -440,7 +448,7 @@ class _Run:
             status, error_type, message = "ok", None, None
         else:
             error = attempted.error
-            status = "timeout" if isinstance(error, ToolTimeout) else "error"
+            status = status_of(error) if error is not None else "error"
             error_type = type(error).__name__ if error is not None else None
             message = str(error) if error is not None else None
         self.executor.report(

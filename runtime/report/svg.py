@@ -28,6 +28,7 @@ STATUS_COLOURS = {
     "error": "#d64541",
     "failed": "#d64541",
     "timeout": "#e8912d",
+    "rejected": "#b5651d",
     "cancelled": "#8a8a8a",
     "skipped": "#9bb7d4",
     "not_run": "#e4e4e4",

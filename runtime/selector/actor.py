@@ -6,8 +6,9 @@
 - Observations carry their own time (a start at ``started_at``, a finish at
   ``started_at + duration_s``); queries use the actor's clock.
 - A finished call counts as ``ok``; ``error`` and ``timeout`` as failures; ``cancelled``
-  as a censored sample; cache hits, coalesced followers and ``InvalidParams`` rejections
-  as unmeasured.  Pipeline and step reports are ignored.
+  as a censored sample; cache hits, coalesced followers and ``rejected`` calls (params
+  refused: ``InvalidParams`` or a subclass, as the executor classified it) as unmeasured.
+  Pipeline and step reports are ignored.
 - A restart begins from a fresh state (the profiles' priors).
 """
 
@@ -58,11 +59,12 @@ class Snapshot:
 
 def outcome_of(report: CallReport) -> Outcome:
     """How a finished tool call counts for the selector (see the module docstring)."""
-    if report.cache_hit or report.coalesced or report.error_type == "InvalidParams":
+    status = report.status
+    if report.cache_hit or report.coalesced or status == "rejected":
         return "unmeasured"
-    if report.status == "ok":
+    if status == "ok":
         return "ok"
-    if report.status == "cancelled":
+    if status == "cancelled":
         return "censored"
     return "error"
 

@@ -30,7 +30,7 @@ __all__ = ["QUANTUM_US", "chrome_trace", "event_name"]
 
 QUANTUM_US = 0.125
 _PER_US = 8  # 1 / QUANTUM_US
-_COLOURS = {"error": "terrible", "timeout": "bad", "cancelled": "grey"}
+_COLOURS = {"error": "terrible", "timeout": "bad", "rejected": "bad", "cancelled": "grey"}
 
 
 def event_name(record: TraceRecord) -> str:

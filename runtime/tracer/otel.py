@@ -8,8 +8,9 @@ Importing this module imports the OpenTelemetry API and SDK; nothing else in
   ``gen_ai.tool.name`` and ``gen_ai.tool.call.id``; pipeline runs and steps are
   ``pipeline {name}`` / ``step {name}`` without ``gen_ai.*``; our fields go under
   ``runtime.*``.
-- Every non-``ok`` status is an error span with ``error.type`` (the error's type name,
-  ``"timeout"`` or ``"cancelled"``) and, for failures, an ``exception`` event.
+- Every non-``ok`` status is an error span with ``error.type`` (the error's type name for
+  ``error`` and ``rejected``, else ``"timeout"`` or ``"cancelled"``) and, for failures,
+  an ``exception`` event.
 - ``gen_ai.tool.call.arguments`` holds the *redacted* params, only with
   ``include_arguments=True``.
 - Span and trace ids are derived from ours (blake2b), so spans are exported at once in
@@ -88,7 +89,7 @@ def error_type(record: TraceRecord) -> str | None:
     """The ``error.type`` of a record: ``None`` for ``ok``."""
     if record.status == "ok":
         return None
-    if record.status == "error":
+    if record.status in ("error", "rejected"):
         return record.error_type or "_OTHER"
     return record.status  # "timeout" | "cancelled"
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
-from runtime.calls import CallReport
+from runtime.calls import CallReport, Status
 from runtime.tracer.redact import DEFAULT_REDACT_KEYS, Redactor
 from runtime.tracer.sizing import COUNT_KEYS, result_count, result_size_bytes
 
@@ -44,7 +44,6 @@ __all__ = [
     "wall_from_iso",
 ]
 
-Status = Literal["ok", "error", "timeout", "cancelled"]
 Kind = Literal["tool_call", "pipeline", "step"]
 
 # Error messages can embed whole payloads; the ring buffer must stay small.

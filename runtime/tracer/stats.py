@@ -50,14 +50,17 @@ class OperationStats:
     coalesced: int
     retries: int
     fallbacks: int
+    rejected: int = 0
+    """Calls whose params were refused (``InvalidParams`` or a subclass)."""
 
     @property
     def failures(self) -> int:
-        return self.error + self.timeout + self.cancelled
+        return self.error + self.timeout + self.cancelled + self.rejected
 
     @property
     def error_rate(self) -> float:
-        """Share of calls that did not end ``ok`` (errors, timeouts and cancellations)."""
+        """Share of calls that did not end ``ok`` (errors, timeouts, rejections and
+        cancellations)."""
         return self.failures / self.count if self.count else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class Aggregate:
         "error",
         "fallbacks",
         "ok",
+        "rejected",
         "retries",
         "sketch",
         "timeout",
@@ -94,6 +98,7 @@ class Aggregate:
         self.ok = 0
         self.error = 0
         self.timeout = 0
+        self.rejected = 0
         self.cancelled = 0
         self.cache_hits = 0
         self.coalesced = 0
@@ -113,6 +118,8 @@ class Aggregate:
             self.error += 1
         elif status == "timeout":
             self.timeout += 1
+        elif status == "rejected":
+            self.rejected += 1
         else:
             self.cancelled += 1
         self.sketch.add(duration_ms)
@@ -133,10 +140,12 @@ class Aggregate:
         self.count += n
         statuses = Counter(map(_STATUS, reports))
         ok, error, timeout = statuses["ok"], statuses["error"], statuses["timeout"]
+        rejected = statuses["rejected"]
         self.ok += ok
         self.error += error
         self.timeout += timeout
-        self.cancelled += n - ok - error - timeout
+        self.rejected += rejected
+        self.cancelled += n - ok - error - timeout - rejected
         self.cache_hits += sum(map(_CACHE_HIT, reports))
         self.coalesced += sum(map(_COALESCED, reports))
         self.retries += sum(map(_RETRIES, reports))
@@ -170,6 +179,7 @@ class Aggregate:
             coalesced=self.coalesced,
             retries=self.retries,
             fallbacks=self.fallbacks,
+            rejected=self.rejected,
         )
 
 
