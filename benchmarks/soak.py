@@ -360,7 +360,7 @@ async def leaked_waiters(rt: Runtime) -> list[str]:
     """What is left behind once every caller has finished (should be nothing)."""
     # Let the actors drain what the last calls cast.  The tracer batches reports in the
     # callers' tasks until a batch is full or someone reads: read, to hand them over.
-    if rt.tracer is not None and rt.tracer.running:
+    if rt.tracer is not None and rt.health().actors["tracer"].running:
         await rt.tracer.tracer_stats()
     for _ in range(100):
         if not any(a.mailbox_used for a in rt.health().actors.values()):

@@ -33,6 +33,7 @@ from runtime.errors import (
     UnknownComposition,
 )
 from runtime.executor import Executor, failure_exception
+from runtime.handles import CacheHandle, SelectorHandle, TracerHandle
 from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
@@ -122,12 +123,17 @@ class Runtime:
         self.registry = registry
         self.config = config
         self.executor = executor
-        self.cache = cache
+        # The components themselves stay inside: users get handles without the actor
+        # protocol (runtime.handles), so no application can stop an actor by mistake.
+        self._cache = cache
+        self._tracer = tracer
+        self._selector = selector
+        self.cache = CacheHandle(cache) if cache is not None else None
         """Invalidation, clearing and statistics of the result cache (None when disabled)."""
-        self.tracer = tracer
-        """Trace records, statistics and export (None when disabled)."""
-        self.selector = selector
-        """The selector actor: observations, rankings, snapshots (None when disabled)."""
+        self.tracer = TracerHandle(tracer) if tracer is not None else None
+        """Trace records, statistics, export and reset (None when disabled)."""
+        self.selector = SelectorHandle(selector) if selector is not None else None
+        """Rankings, choices and live snapshots (None when disabled)."""
         self.compositions: Mapping[str, Pipeline] = dict(compositions or {})
         """Named compositions: the built-in ones plus those declared in config."""
         self._actors = actors
@@ -269,9 +275,9 @@ class Runtime:
         return self.registry.get(*candidate.candidate).rejects(params)
 
     def _require_selector(self) -> SelectorActor:
-        if self.selector is None:
+        if self._selector is None:
             raise RuntimeError("the selector is disabled (selector.enabled is false)")
-        return self.selector
+        return self._selector
 
     async def _cached_candidates(
         self,
@@ -280,13 +286,13 @@ class Runtime:
         params: Mapping[str, Any] | None,
         context: ToolContext | None,
     ) -> frozenset[Candidate]:
-        if self.cache is None or params is None or context is None:
+        if self._cache is None or params is None or context is None:
             return frozenset()
         found = []
         for candidate in selector.settings.candidates.get(intent_name(intent), ()):
             if candidate in self.registry:
                 spec = self.registry.get(*candidate)
-                if await self.cache.contains(spec, params, context):
+                if await self._cache.contains(spec, params, context):
                     found.append(candidate)
         return frozenset(found)
 
@@ -339,6 +345,29 @@ class Runtime:
         the runtime is quiescent): cached or not, with side effects or not, from user
         tasks and pipeline steps alike."""
         return self.executor.in_flight()
+
+    @asynccontextmanager
+    async def _lifetime(self) -> AsyncIterator[Runtime]:
+        """Run the actors in one task group for the block; closed once it ends.
+
+        An error raised in the block is re-raised as itself once the actors have
+        stopped, not wrapped in the task group's ExceptionGroup: the application's own
+        exceptions should reach its own except clauses unchanged.
+        """
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                await self._supervisor.start(group, self._actors)
+                try:
+                    yield self
+                except Exception as exc:
+                    error = exc
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            self._closed = True
+        if error is not None:
+            raise error
 
     def health(self) -> RuntimeHealth:
         return RuntimeHealth(
@@ -433,23 +462,8 @@ async def open_runtime(
             compositions=compositions,
             rng=rng,
         )
-        # An error raised in the caller's block is re-raised as itself once the actors
-        # have stopped, not wrapped in the task group's ExceptionGroup: the application's
-        # own exceptions should reach its own except clauses unchanged.
-        error: Exception | None = None
-        try:
-            async with anyio.create_task_group() as group:
-                await runtime._supervisor.start(group, runtime._actors)
-                try:
-                    yield runtime
-                except Exception as exc:
-                    error = exc
-                finally:
-                    group.cancel_scope.cancel()
-        finally:
-            runtime._closed = True
-        if error is not None:
-            raise error
+        async with runtime._lifetime():
+            yield runtime
 
 
 def redis_settings(config: RedisConfig) -> RedisSettings:

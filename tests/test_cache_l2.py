@@ -107,7 +107,7 @@ async def replica(
     tools = Tools()
     async with open_runtime(tools.registry, l2_config(server, **redis)) as rt:
         assert rt.cache is not None
-        assert rt.cache.l2 is not None
+        assert rt._cache.l2 is not None
         yield rt, tools, rt.cache
 
 

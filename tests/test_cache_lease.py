@@ -107,10 +107,10 @@ async def raw_client(server: RedisServer) -> AsyncIterator[coredis.Redis[bytes]]
 
 async def lease_of(rt: Runtime, ci_id: int, ctx: ToolContext = ACME) -> bytes:
     assert rt.cache is not None
-    assert rt.cache.l2 is not None
+    assert rt._cache.l2 is not None
     key = rt.cache.key_for(rt.registry.get("CI", "get"), {"ci_id": ci_id}, ctx)
     assert isinstance(key, CacheKey)
-    location = await rt.cache.l2.redis_key_for(key)
+    location = await rt._cache.l2.redis_key_for(key)
     assert location is not None
     return lease_key(PREFIX, location)
 
@@ -325,10 +325,10 @@ async def test_a_tampered_value_is_refused_and_the_tool_runs(redis_server: Redis
         async with replicas(redis_server, source, 2, secret=SECRET) as (first, second):
             await first.execute_result("CI", "get", {"ci_id": 7}, ACME)
             assert first.cache is not None
-            assert first.cache.l2 is not None
+            assert first._cache.l2 is not None
             key = first.cache.key_for(first.registry.get("CI", "get"), {"ci_id": 7}, ACME)
             assert isinstance(key, CacheKey)
-            location = await first.cache.l2.redis_key_for(key)
+            location = await first._cache.l2.redis_key_for(key)
             assert location is not None
             async with raw_client(redis_server) as raw:
                 stored = await raw.get(location)
@@ -355,7 +355,7 @@ async def test_a_lease_is_released_only_by_its_holder(redis_server: RedisServer)
         ):
             assert first.cache is not None
             assert second.cache is not None
-            one, two = first.cache.flights, second.cache.flights
+            one, two = first._cache.flights, second._cache.flights
             assert isinstance(one, SharedFlights)
             assert isinstance(two, SharedFlights)
             key = first.cache.key_for(first.registry.get("CI", "get"), {"ci_id": 8}, ACME)

@@ -66,11 +66,11 @@ class GatedVersionedTool:
 
 
 async def crash_and_restart_cache(rt: Any) -> None:
-    explode_once(rt.cache.actor, "handle_call")
+    explode_once(rt._cache.actor, "handle_call")
     with pytest.raises(ActorUnavailable):
         await rt.cache.stats()  # this call crashes the actor; the supervisor restarts it
     await anyio.wait_all_tasks_blocked()
-    assert rt.cache.actor.running
+    assert rt._cache.actor.running
     assert rt.health().crashes["cache"] == 1
 
 

@@ -128,13 +128,13 @@ async def settle() -> None:
 
 async def assert_quiescent(rt: Runtime) -> None:
     """No waiter leaked: no deferred reply, no queued message, no open flight."""
-    if rt.tracer is not None and rt.tracer.running:
+    if rt.tracer is not None and rt.health().actors["tracer"].running:
         await rt.tracer.tracer_stats()  # a read hands over any reports still batched
     await settle()
     for name, actor in rt.health().actors.items():
         assert actor.deferred_replies == 0, name
         assert actor.mailbox_used == 0, name
-    if rt.cache is not None and rt.cache.actor.running:
+    if rt.cache is not None and rt._cache.actor.running:
         snapshot = (await rt.cache.stats()).snapshot
         assert snapshot.in_flight == 0
         assert snapshot.waiting_followers == 0
@@ -365,7 +365,7 @@ async def test_a_crashing_tracer_costs_reports_never_answers_and_is_restarted() 
     kit = FaultKit()
     with anyio.fail_after(10):
         async with open_runtime(kit.registry, config(**UNBATCHED)) as rt:
-            tracer = rt.tracer
+            tracer = rt._tracer
             assert tracer is not None
             tracer.handle_cast = explode  # type: ignore[method-assign,assignment]
             for n in range(3):
@@ -389,7 +389,7 @@ async def test_a_tracer_crashing_past_max_restarts_stays_down_and_calls_still_an
     settings = config(supervision={"max_restarts": 2, "window": "60s"}, **UNBATCHED)
     with anyio.fail_after(10):
         async with open_runtime(kit.registry, settings) as rt:
-            tracer = rt.tracer
+            tracer = rt._tracer
             assert tracer is not None
             tracer.handle_cast = explode  # type: ignore[method-assign,assignment]
             for n in range(6):
@@ -429,7 +429,7 @@ async def test_a_cache_crash_with_followers_waiting_bypasses_and_restarts_fresh(
     with anyio.fail_after(10):
         async with open_runtime(kit.registry, config()) as rt:
             assert rt.cache is not None
-            actor = rt.cache.actor
+            actor = rt._cache.actor
             await rt.execute("FAULT", "ok", {}, CTX)  # an entry the crash will lose
             async with anyio.create_task_group() as tg:
                 for _ in range(5):
@@ -467,7 +467,7 @@ async def test_a_cache_crashing_past_max_restarts_stays_down_and_calls_bypass_it
     with anyio.fail_after(10):
         async with open_runtime(kit.registry, settings) as rt:
             assert rt.cache is not None
-            actor = rt.cache.actor
+            actor = rt._cache.actor
             actor.handle_call = explode  # type: ignore[method-assign,assignment]
             for _ in range(6):
                 assert await rt.execute("FAULT", "ok", {"n": 4}, CTX) == {"n": 4, "tenant": "acme"}
@@ -571,7 +571,7 @@ async def cancellation_storm(seed: int, scale: float) -> None:
 
     async with open_runtime(tools.registry, config()) as rt:
         assert rt.cache is not None
-        releases = watch_releases(rt.cache.actor)
+        releases = watch_releases(rt._cache.actor)
         async with anyio.create_task_group() as tg:
             tg.start_soon(invalidator)
             for _ in range(300):  # 4 operations x 5 params = 20 keys

@@ -63,7 +63,7 @@ async def test_a_crashed_cache_actor_is_restarted_and_calls_never_fail() -> None
     with anyio.fail_after(10):
         async with open_runtime(registry) as rt:
             assert rt.cache is not None
-            actor = rt.cache.actor
+            actor = rt._cache.actor
             await rt.execute("CI", "get", {"ci_id": 1}, CTX)
             actor.handle_call = explode  # type: ignore[method-assign]
             # A miss's lookup crashes the actor: the call bypasses the cache and answers.
@@ -90,7 +90,7 @@ async def test_an_actor_crashing_too_often_stays_down_and_the_runtime_degrades()
     with anyio.fail_after(10):
         async with open_runtime(registry, config) as rt:
             assert rt.cache is not None
-            actor = rt.cache.actor
+            actor = rt._cache.actor
             actor.handle_call = explode  # type: ignore[method-assign]
             for _ in range(6):
                 assert await rt.execute("CI", "get", {"ci_id": 2}, CTX) == {"ci_id": 2}
@@ -110,11 +110,11 @@ async def test_a_crashed_tracer_costs_reports_not_answers() -> None:
     with anyio.fail_after(10):
         async with open_runtime(registry, config) as rt:
             assert rt.tracer is not None
-            rt.tracer.handle_cast = explode  # type: ignore[method-assign]
+            rt._tracer.handle_cast = explode  # type: ignore[method-assign]
             for i in range(3):
                 assert await rt.execute("CI", "get", {"ci_id": i}, CTX) == {"ci_id": i}
                 await anyio.wait_all_tasks_blocked()
-            del rt.tracer.handle_cast
+            del rt._tracer.handle_cast
             assert rt.health().crashes["tracer"] == 3
             await rt.execute("CI", "get", {"ci_id": 9}, CTX)
             stats = await rt.tracer.tracer_stats()

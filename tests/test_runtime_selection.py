@@ -203,7 +203,7 @@ async def test_candidates_that_would_reject_the_params_are_skipped_not_run() -> 
 async def test_a_hit_settles_the_choice_it_answers_and_other_hits_skip_the_selector() -> None:
     tools = Tools()
     async with open_runtime(tools.registry) as rt:
-        selector = rt.selector
+        selector = rt._selector
         assert selector is not None
         for op in ("search", "get"):  # fill the cache: from here on, both are hits
             await rt.execute("CI", op, {"q": "a"}, CTX)

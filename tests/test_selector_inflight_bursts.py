@@ -36,7 +36,7 @@ async def test_in_flight_returns_to_zero_after_a_burst_of_finishes() -> None:
     config = config_from_dict({"selector": {"mailbox_size": 4}})
     with anyio.fail_after(10):
         async with open_runtime(registry, config) as rt:
-            selector = rt.selector
+            selector = rt._selector
             assert selector is not None
 
             async def in_flight() -> int:
@@ -68,7 +68,7 @@ async def test_in_flight_returns_to_zero_with_the_default_mailbox() -> None:
     calls, chunk = 4400, 1000  # the default mailbox holds 4096 observations
     with anyio.fail_after(60):
         async with open_runtime(registry) as rt:
-            selector = rt.selector
+            selector = rt._selector
             assert selector is not None
 
             async def in_flight() -> int:

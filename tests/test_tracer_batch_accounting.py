@@ -81,7 +81,7 @@ async def test_reports_to_a_tracer_left_down_are_counted_in_health() -> None:
     assert settings.tracer.batch_window > 0  # the default: batching on
     with anyio.fail_after(10):
         async with open_runtime(registry(), settings) as rt:
-            tracer = rt.tracer
+            tracer = rt._tracer
             assert tracer is not None
             tracer.handle_cast = explode  # type: ignore[method-assign,assignment]
             for n in range(3):  # each read hands a batch over, which crashes the tracer
@@ -123,7 +123,7 @@ async def test_runtime_exit_with_pending_reports_counts_them_as_dropped() -> Non
     # stopped actor.
     with anyio.fail_after(10):
         async with open_runtime(registry(), config_from_dict({})) as rt:
-            tracer = rt.tracer
+            tracer = rt._tracer
             assert tracer is not None
             for n in range(5):
                 await rt.execute("AUDIT", "ok", {"n": n}, CTX)

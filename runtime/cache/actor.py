@@ -1,6 +1,6 @@
 """``CacheActor``: the cache store plus the single-flight table, owned by one task.
 
-A :class:`Lookup` is answered with a :class:`Hit` (the stored form of the value), a
+A :class:`Lookup` is answered with a :class:`Found` (the stored form of the value), a
 :class:`Lead` (run the tool, then report with the lease it carries), or it is deferred
 while the key's leader runs.  The leader reports with a cast: :class:`Fill` (success),
 :class:`Fail` (followers share the failure, nothing is cached), :class:`Unshare` (the
@@ -27,25 +27,12 @@ import attrs
 from runtime._loop import Clock, loop_clock
 from runtime.actor import DEFER, Actor, ReplySlot
 from runtime.cache.keys import CacheKey
-from runtime.cache.singleflight import FOLLOW, FOLLOW_LATE, Handoff, Lead, SingleFlight
+from runtime.cache.singleflight import FOLLOW, FOLLOW_LATE, Handoff, SingleFlight
 from runtime.cache.store import MISS, CacheStats, CacheStore, Policy
 from runtime.cache.values import StoredValue
 from runtime.tools import ToolResult
 
-__all__ = [
-    "CacheActor",
-    "CacheSnapshot",
-    "Fail",
-    "Fill",
-    "Hit",
-    "Lead",
-    "Lookup",
-    "Release",
-    "RunYourself",
-    "Shared",
-    "SharedFailure",
-    "Unshare",
-]
+__all__ = ["CacheActor", "CacheSnapshot"]
 
 
 # -- messages -------------------------------------------------------------------------
@@ -112,7 +99,7 @@ class GetStats:
 
 
 @attrs.frozen(slots=True)
-class Hit:
+class Found:
     stored: StoredValue
 
 
@@ -216,7 +203,7 @@ class CacheActor(Actor[Any]):
     def _lookup(self, key: CacheKey, slot: ReplySlot) -> Any:
         value = self._store.get(key, self._now())
         if value is not MISS:
-            return Hit(value)
+            return Found(value)
         decision = self._flights.lookup(key.digest, slot)
         if decision is FOLLOW:
             self._store.record_coalesced(key.tool_type, key.operation)

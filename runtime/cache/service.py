@@ -39,10 +39,9 @@ from runtime.cache.actor import (
     CacheSnapshot,
     Fail,
     Fill,
+    Found,
     GetStats,
-    Hit,
     Invalidate,
-    Lead,
     Lookup,
     Peek,
     RecordBypass,
@@ -54,8 +53,8 @@ from runtime.cache.actor import (
 )
 from runtime.cache.keys import CacheKey, Uncacheable, key_digest, make_key, volatile_keys
 from runtime.cache.lease import FlightStats, Lease, SharedFlights
-from runtime.cache.redis import Hit as SharedHit
-from runtime.cache.redis import RedisTier, RedisTierStats
+from runtime.cache.redis import Hit, RedisTier, RedisTierStats
+from runtime.cache.singleflight import Lead
 from runtime.cache.values import StoredValue, freeze, thaw
 from runtime.calls import CacheOutcome
 from runtime.config import CacheConfig
@@ -236,7 +235,7 @@ class ResultCacheService:
             self._unavailable += 1
             return await compute(), "bypass"
         kind = type(reply)
-        if kind is Hit:
+        if kind is Found:
             return _unstore(reply.stored), "hit"
         if kind is Shared:
             return _unstore(reply.stored), "coalesced"
@@ -293,13 +292,13 @@ class ResultCacheService:
                 await self._publish(key, flight, result, ttl)
         return result, "miss"
 
-    async def _claim(self, key: CacheKey) -> SharedHit | Lease | None:
+    async def _claim(self, key: CacheKey) -> Hit | Lease | None:
         """The leader's L2 step: the value, a cross-replica lease, or None (run it here)."""
         assert self.l2 is not None
         if self.flights is not None:
             return await self.flights.claim(key)
         found = await self.l2.get(key)
-        return found if type(found) is SharedHit else None
+        return found if type(found) is Hit else None
 
     async def _publish(self, key: CacheKey, flight: Lease, result: ToolResult, ttl: float) -> None:
         assert self.flights is not None
@@ -318,7 +317,7 @@ class ResultCacheService:
             await self.flights.release(flight)
 
     def _accept_shared(
-        self, key: CacheKey, found: SharedHit, ttl: float, epoch: int, lease: int
+        self, key: CacheKey, found: Hit, ttl: float, epoch: int, lease: int
     ) -> ToolResult | None:
         """An L2 value for the leader: fill L1 (waking followers) and return it."""
         result = from_shared(found.value)

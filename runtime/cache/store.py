@@ -38,11 +38,11 @@ from runtime.cache.tinylfu import TinyLfuRegions
 __all__ = [
     "MISS",
     "POLICIES",
+    "Absent",
     "CacheCounters",
     "CacheEntry",
     "CacheStats",
     "CacheStore",
-    "Miss",
     "Policy",
 ]
 
@@ -52,13 +52,13 @@ POLICIES: Final[tuple[Policy, ...]] = ("tinylfu", "lru")
 V = TypeVar("V")
 
 
-class Miss(enum.Enum):
+class Absent(enum.Enum):
     """The type of :data:`MISS`; a sentinel, so a cached ``None``, ``[]`` or ``{}`` is a hit."""
 
     MISS = enum.auto()
 
 
-MISS: Final = Miss.MISS
+MISS: Final = Absent.MISS
 
 
 class _Dead(enum.Enum):
@@ -291,7 +291,7 @@ class CacheStore(Generic[V]):
 
     # -- reading -------------------------------------------------------------------------
 
-    def get(self, key: CacheKey, now: float) -> V | Miss:
+    def get(self, key: CacheKey, now: float) -> V | Absent:
         """The stored value under ``key`` if live (refreshing its recency), else ``MISS``.
 
         Counts a hit or a miss; an expired entry found here is reclaimed.
@@ -317,7 +317,7 @@ class CacheStore(Generic[V]):
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD
 
-    def get_live(self, digest: bytes, now: float) -> V | Miss:
+    def get_live(self, digest: bytes, now: float) -> V | Absent:
         """Like :meth:`get` for a live entry; on anything else returns ``MISS`` counting
         and changing nothing, so the caller can fall back to :meth:`get` (which counts the
         miss and reclaims an expired entry) without counting twice.

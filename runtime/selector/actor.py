@@ -29,7 +29,7 @@ from runtime.selector.scoring import Ranked, Weights
 from runtime.selector.settings import SelectorSettings
 from runtime.selector.state import SelectorState, ToolSnapshot
 
-__all__ = ["Choose", "Rank", "SelectorActor", "Snapshot", "outcome_of"]
+__all__ = ["SelectorActor", "outcome_of"]
 
 
 @attrs.frozen(slots=True)

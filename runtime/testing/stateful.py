@@ -42,9 +42,10 @@ import trio.lowlevel
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from runtime.cache.service import CacheReport, ResultCacheService
+from runtime.cache.service import CacheReport
 from runtime.cache.store import CacheCounters
 from runtime.config import RuntimeConfig
+from runtime.handles import CacheHandle
 from runtime.pipeline import Pipeline, PipelineResult
 from runtime.runtime import Runtime, RuntimeHealth
 from runtime.testing.clock import PortalTime
@@ -316,7 +317,7 @@ class RuntimeStateMachine(RuleBasedStateMachine):
         removed: int = self.run(self._require_cache().clear)
         return removed
 
-    def _require_cache(self) -> ResultCacheService:
+    def _require_cache(self) -> CacheHandle:
         if self.runtime.cache is None:
             raise RuntimeError("the cache is disabled in this runtime")
         return self.runtime.cache
