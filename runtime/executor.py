@@ -48,7 +48,7 @@ from runtime.config import ExecutorConfig
 from runtime.errors import ToolExecutionError, ToolNotFound, ToolTimeout
 from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec, safe_execute
 
-__all__ = ["Executor", "ResultCache", "failure_exception"]
+__all__ = ["Executor", "ResultCache", "data_or_raise", "failure_exception"]
 
 # How many calls may finish in a row without yielding to the scheduler; see execute_result.
 YIELD_EVERY: Final = 32
@@ -130,9 +130,7 @@ class Executor:
         the original exception.
         """
         result = await self.execute_result(tool_type, operation, params, context, timeout=timeout)
-        if result.success:
-            return result.data
-        raise failure_exception(str(tool_type), operation, result)
+        return data_or_raise(tool_type, operation, result)
 
     async def execute_result(
         self,
@@ -147,22 +145,13 @@ class Executor:
     ) -> ToolResult:
         """Run the call and return its :class:`ToolResult`; failures are results, not raised.
 
-        ``fallback_used`` marks the call's trace record as a fallback (``execute_best``
-        trying its next candidate); ``selection`` is why the selector chose it, carried
-        into the report and the trace record (the trace report shows it per intent).
+        ``fallback_used`` marks the trace record as ``execute_best``'s fallback;
+        ``selection`` (why the selector chose the call) is carried into its report.
         """
-        if not isinstance(context, ToolContext):
-            raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
-        if type(params) is not dict and not isinstance(params, Mapping):
-            raise TypeError(
-                f"params for {tool_type}.{operation} must be a mapping, got {type(params).__name__}"
-            )
+        _check_arguments(tool_type, operation, params, context)
         tool_type = str(tool_type)
-        # Every call checks for cancellation, and at least one call in YIELD_EVERY also
-        # yields to the scheduler, so a loop of cache hits (or of tools that never await)
-        # cannot starve the actors or the application.  Yielding on *every* call, as trio's
-        # own APIs do, was a third of a cache hit's cost; a cooperative budget is tokio's
-        # answer to the same trade-off (see docs/architecture.md, "Decisions and why").
+        # Every call checks for cancellation, and one in YIELD_EVERY yields, so a loop of
+        # hits cannot starve the loop (docs/architecture.md, "Decisions and why").
         self._calls_since_yield += 1
         if self._calls_since_yield >= YIELD_EVERY:
             self._calls_since_yield = 0
@@ -173,33 +162,10 @@ class Executor:
             spec = self.registry.get(tool_type, operation)
         except ToolNotFound as exc:
             return ToolResult.from_exception(exc)
-        if timeout is None:
-            timeout = self.config.timeout_for(tool_type, operation)
-        elif not timeout > 0:  # NaN too
-            # In config 0 means "no timeout"; on a call it would time out at once, so it
-            # is refused rather than guessed at (math.inf lifts the configured timeout).
-            raise ValueError(
-                f"timeout for {tool_type}.{operation} must be a positive number of seconds "
-                f"(math.inf for none, None for the configured one), got {timeout!r}"
-            )
-        # What follows is inlined rather than a helper coroutine: on a cache hit, each
-        # coroutine layer is a measurable share of the call.
-        observers = self.observers
-        # Taken now: the report outlives the call, and the caller may change its params
-        # once the call returns (or, shared with another task, while it runs).
-        reported_params = snapshot_params(params) if observers else params
-        rejected: ToolResult | None = None
-        if spec.checks_params:
-            try:
-                params = spec.check_params(params)
-            except Exception as exc:  # a failed result, traced, before any cache work
-                rejected = ToolResult.from_exception(exc)
+        timeout = self._timeout_for(tool_type, operation, timeout)
+        reported_params, params, rejected = self._checked_params(spec, params)
         parent = CURRENT_SPAN.get()
-        if parent is not None:
-            trace_id = parent.trace_id
-        else:
-            trace_id = context.trace_id or self.ids.trace_id()
-        span_id = self.ids.span_id()
+        span = self._span_under(parent, context)
         now = self._now
         started = now()
         started_wall = time.time()
@@ -218,15 +184,16 @@ class Executor:
                     observer.call_started(start)
             # The span is current only while the tool runs -- the only code that can make
             # child calls -- so a cache hit pays nothing for it.
-            token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
+            token = CURRENT_SPAN.set(span)
             try:
                 return await self._run(spec, params, context, timeout)
             finally:
                 CURRENT_SPAN.reset(token)
 
+        # Inlined rather than a helper coroutine: on a cache hit, each coroutine layer is
+        # a measurable share of the call.
         number = self._calls_started = self._calls_started + 1
-        in_flight = self._in_flight
-        in_flight[number] = spec
+        self._in_flight[number] = spec
         try:
             if rejected is not None:
                 result = rejected
@@ -236,29 +203,80 @@ class Executor:
                 result, outcome = await self.cache.fetch(spec, params, context, run_tool)
             return result
         finally:
-            del in_flight[number]
-            if observers:
-                # Positional: this runs on every call (see _report).
-                report = _report(
-                    spec,
-                    reported_params,
-                    context,
-                    result,
-                    outcome,
-                    trace_id,
-                    span_id,
-                    parent.span_id if parent is not None else None,
-                    started,
-                    started_wall,
-                    now() - started,
-                    fallback_used,
-                    executed,
-                    self._size_result,
-                )
-                if selection:
-                    report = report._replace(selection=selection)
-                for observer in observers:
-                    observer.call_finished(report)
+            del self._in_flight[number]
+            if self.observers:
+                timing = (started, started_wall, now() - started)
+                self._tell_finished(
+                    spec, reported_params, context, result, outcome, span, parent, timing,
+                    (fallback_used, executed), selection,
+                )  # fmt: skip
+
+    def _checked_params(
+        self, spec: ToolSpec, params: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any], ToolResult | None]:
+        """(params as reported, params as the tool gets them, the rejection or None)."""
+        # Reported params are taken now: the report outlives the call, and the caller
+        # may change its params once the call returns (or, shared, while it runs).
+        reported = snapshot_params(params) if self.observers else params
+        if spec.checks_params:
+            try:
+                return reported, spec.check_params(params), None
+            except Exception as exc:  # a failed result, traced, before any cache work
+                return reported, params, ToolResult.from_exception(exc)
+        return reported, params, None
+
+    def _span_under(self, parent: SpanRef | None, context: ToolContext) -> SpanRef:
+        if parent is not None:
+            trace_id = parent.trace_id
+        else:
+            trace_id = context.trace_id or self.ids.trace_id()
+        return SpanRef(trace_id, self.ids.span_id())
+
+    def _timeout_for(self, tool_type: str, operation: str, timeout: float | None) -> float | None:
+        if timeout is None:
+            return self.config.timeout_for(tool_type, operation)
+        if not timeout > 0:  # NaN too
+            # In config 0 means "no timeout"; on a call it would time out at once, so it
+            # is refused rather than guessed at (math.inf lifts the configured timeout).
+            raise ValueError(
+                f"timeout for {tool_type}.{operation} must be a positive number of seconds "
+                f"(math.inf for none, None for the configured one), got {timeout!r}"
+            )
+        return timeout
+
+    def _tell_finished(
+        self,
+        spec: ToolSpec,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        result: ToolResult | None,
+        outcome: CacheOutcome,
+        span: SpanRef,
+        parent: SpanRef | None,
+        timing: tuple[float, float, float],
+        flags: tuple[bool, bool],
+        selection: Mapping[str, Any] | None,
+    ) -> None:
+        """Build the call's report and cast it to every observer (never blocks)."""
+        fallback_used, executed = flags
+        report = _report(
+            spec,
+            params,
+            context,
+            result,
+            outcome,
+            span.trace_id,
+            span.span_id,
+            parent.span_id if parent is not None else None,
+            *timing,
+            fallback_used,
+            executed,
+            self._size_result,
+        )
+        if selection:
+            report = report._replace(selection=selection)
+        for observer in self.observers:
+            observer.call_finished(report)
 
     @staticmethod
     async def _run(
@@ -289,6 +307,17 @@ class Executor:
             )
         for observer in self.observers:
             observer.call_finished(report)
+
+
+def _check_arguments(
+    tool_type: str, operation: str, params: Mapping[str, Any], context: ToolContext
+) -> None:
+    if not isinstance(context, ToolContext):
+        raise TypeError(f"context must be a ToolContext, got {type(context).__name__}")
+    if type(params) is not dict and not isinstance(params, Mapping):
+        raise TypeError(
+            f"params for {tool_type}.{operation} must be a mapping, got {type(params).__name__}"
+        )
 
 
 def _report(
@@ -365,6 +394,13 @@ _CACHE_METADATA: dict[str, Mapping[str, Any]] = {
     outcome: MappingProxyType({"cache": outcome} if outcome != "off" else {})
     for outcome in ("off", "bypass", "miss", "hit", "coalesced")
 }
+
+
+def data_or_raise(tool_type: str, operation: str, result: ToolResult) -> Any:
+    """A successful result's data; for a failed one, :func:`failure_exception` raised."""
+    if result.success:
+        return result.data
+    raise failure_exception(str(tool_type), operation, result)
 
 
 def failure_exception(tool_type: str, operation: str, result: ToolResult) -> Exception:

@@ -32,7 +32,7 @@ from runtime.errors import (
     ToolNotFound,
     UnknownComposition,
 )
-from runtime.executor import Executor, failure_exception
+from runtime.executor import Executor, data_or_raise, failure_exception
 from runtime.handles import CacheHandle, SelectorHandle, TracerHandle
 from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
@@ -162,13 +162,11 @@ class Runtime:
         """Run one tool call and return its data; see :meth:`Executor.execute`."""
         if self._closed:
             raise RuntimeClosed()
-        # Executor.execute's body, one coroutine layer fewer (it shows on a cache hit).
+        # Not Executor.execute: one coroutine layer fewer (it shows on a cache hit).
         result = await self.executor.execute_result(
             tool_type, operation, params, context, timeout=timeout
         )
-        if result.success:
-            return result.data
-        raise failure_exception(str(tool_type), operation, result)
+        return data_or_raise(tool_type, operation, result)
 
     async def execute_result(
         self,
@@ -410,38 +408,13 @@ async def open_runtime(
     # Compile before starting anything: a bad composition is a ConfigError at start-up.
     compositions = {**builtin_compositions(), **compile_compositions(config.compositions)}
     async with AsyncExitStack() as stack:
-        actors: list[Actor[Any]] = []
-        cache: ResultCacheService | None = None
-        tracer: TracerActor | None = None
-        if config.cache.enabled:
-            l2: RedisTier | None = None
-            flights: SharedFlights | None = None
-            if config.cache.redis is not None:
-                settings = redis_settings(config.cache.redis)
-                l2 = await stack.enter_async_context(RedisTier.open(settings))
-            cache_actor = CacheActor(
-                config.cache.max_entries, config.cache.max_bytes, config.cache.policy
-            )
-            if l2 is not None and l2.settings.shared_flight:
-                flights = SharedFlights(l2)
-            cache = ResultCacheService(
-                cache_actor, config.cache, l2=l2, registry=registry, flights=flights
-            )
-            actors.append(cache_actor)
-        selector: SelectorActor | None = None
-        if config.tracer.enabled:
-            tracer = TracerActor.from_config(config.tracer)
-            actors.append(tracer)
-            observers = (tracer, *observers)
-        if config.selector.enabled:
-            selector = SelectorActor(
-                SelectorSettings.from_config(config.selector),
-                rng=random.Random(rng.random()) if rng is not None else None,
-                mailbox_size=config.selector.mailbox_size,
-                linger=config.selector.batch_window,
-            )
-            actors.append(selector)
-            observers = (*observers, selector)
+        cache = await _open_cache(stack, config, registry)
+        tracer = TracerActor.from_config(config.tracer) if config.tracer.enabled else None
+        selector = _selector(config, rng) if config.selector.enabled else None
+        parts = (cache.actor if cache is not None else None, tracer, selector)
+        actors: list[Actor[Any]] = [actor for actor in parts if actor is not None]
+        # The tracer first (it sizes results for the others), the selector last.
+        observers = (*((tracer,) if tracer else ()), *observers, *((selector,) if selector else ()))
         executor = Executor(
             registry,
             config.executor,
@@ -464,6 +437,31 @@ async def open_runtime(
         )
         async with runtime._lifetime():
             yield runtime
+
+
+async def _open_cache(
+    stack: AsyncExitStack, config: RuntimeConfig, registry: ToolRegistry
+) -> ResultCacheService | None:
+    """The result cache of ``config`` (None when disabled), its Redis tier on ``stack``."""
+    if not config.cache.enabled:
+        return None
+    l2: RedisTier | None = None
+    flights: SharedFlights | None = None
+    if config.cache.redis is not None:
+        l2 = await stack.enter_async_context(RedisTier.open(redis_settings(config.cache.redis)))
+        if l2.settings.shared_flight:
+            flights = SharedFlights(l2)
+    actor = CacheActor(config.cache.max_entries, config.cache.max_bytes, config.cache.policy)
+    return ResultCacheService(actor, config.cache, l2=l2, registry=registry, flights=flights)
+
+
+def _selector(config: RuntimeConfig, rng: random.Random | None) -> SelectorActor:
+    return SelectorActor(
+        SelectorSettings.from_config(config.selector),
+        rng=random.Random(rng.random()) if rng is not None else None,
+        mailbox_size=config.selector.mailbox_size,
+        linger=config.selector.batch_window,
+    )
 
 
 def redis_settings(config: RedisConfig) -> RedisSettings:
