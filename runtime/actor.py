@@ -134,21 +134,33 @@ _WAKE: Final[_Envelope] = (DEFER, None)
 class Actor(Generic[M]):
     """Base class of the runtime's actors; see the module docstring for the contract."""
 
-    def __init__(self, name: str, *, mailbox_size: float = 1024, linger: float = 0.0) -> None:
+    def __init__(
+        self, name: str, *, mailbox_size: float = 1024, linger: float = 0.0, cast_batch: int = 1
+    ) -> None:
         """``mailbox_size`` bounds the mailbox; ``math.inf`` only where drops are unsafe.
 
         ``linger`` (seconds): when woken by casts, the actor waits this long for more
         before handling them, so one wake-up serves many (the tracer and the selector
         observe every tool call).  A call ends the wait at once and is served after the
         casts sent before it, so calls are never delayed by ``linger``.
+
+        ``cast_batch``: casts wake the actor only once this many are queued, so a cast
+        costs its sender an append and no task switch at all.  Nothing waits for ever: a
+        call (a read) is served after every cast queued before it, and a stop drains
+        them.  The queued casts count in ``mailbox_used`` and against ``mailbox_size``,
+        one by one; an actor that overrides :meth:`handle_casts` gets them as one list.
         """
         if not mailbox_size >= 1:
             raise ValueError(f"mailbox_size must be >= 1, got {mailbox_size}")
         if not linger >= 0:
             raise ValueError(f"linger must be >= 0 seconds, got {linger}")
+        if not (isinstance(cast_batch, int) and cast_batch >= 1):
+            raise ValueError(f"cast_batch must be an integer >= 1, got {cast_batch!r}")
         self.name = name
         self._mailbox_size = mailbox_size
         self._linger = linger
+        self._cast_batch = cast_batch
+        self._handles_batches = type(self).handle_casts is not Actor.handle_casts
         self._send: MemoryObjectSendStream[_Envelope] | None = None
         self._receive: MemoryObjectReceiveStream[_Envelope] | None = None
         self._running = False
@@ -171,6 +183,11 @@ class Actor(Generic[M]):
     def handle_cast(self, message: M) -> None:
         """Act on a fire-and-forget ``message``."""
         raise NotImplementedError(f"{type(self).__name__} does not accept casts")
+
+    def handle_casts(self, messages: list[M]) -> None:
+        """Act on the casts queued since the last drain, in order (override to batch)."""
+        for message in messages:
+            self.handle_cast(message)
 
     def on_start(self) -> None:
         """Called in the actor task before the first message of each (re)start."""
@@ -269,6 +286,18 @@ class Actor(Generic[M]):
     def _drain_casts(self) -> int:
         casts = self._casts
         self._wake_sent = False
+        if self._handles_batches:
+            if not casts:
+                return 0
+            batch = list(casts)
+            casts.clear()
+            self._processed += len(batch)
+            try:
+                self.handle_casts(batch)
+            except BaseException:
+                self._dropped += len(batch)  # a crash loses the batch: count each cast
+                raise
+            return len(batch)
         handled = 0
         while casts:
             message = casts.popleft()
@@ -383,7 +412,11 @@ class Actor(Generic[M]):
             self._dropped += 1
             return False
         self._casts.append(message)
-        if not self._wake_sent and self._send is not None:
+        if (
+            not self._wake_sent
+            and self._send is not None
+            and (self._cast_batch == 1 or len(self._casts) >= self._cast_batch)
+        ):
             try:
                 self._send.send_nowait(_WAKE)
                 self._wake_sent = True

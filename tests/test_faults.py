@@ -367,11 +367,11 @@ async def test_a_crashing_tracer_costs_reports_never_answers_and_is_restarted() 
         async with open_runtime(kit.registry, config(**UNBATCHED)) as rt:
             tracer = rt._tracer
             assert tracer is not None
-            tracer.handle_cast = explode  # type: ignore[method-assign,assignment]
+            tracer.handle_casts = explode  # type: ignore[method-assign,assignment]
             for n in range(3):
                 assert (await rt.execute("FAULT", "ok", {"n": n}, CTX))["n"] == n
                 await settle()
-            del tracer.handle_cast
+            del tracer.handle_casts
             health = rt.health()
             assert health.crashes["tracer"] == 3
             assert health.actors["tracer"].starts == 4
@@ -391,7 +391,7 @@ async def test_a_tracer_crashing_past_max_restarts_stays_down_and_calls_still_an
         async with open_runtime(kit.registry, settings) as rt:
             tracer = rt._tracer
             assert tracer is not None
-            tracer.handle_cast = explode  # type: ignore[method-assign,assignment]
+            tracer.handle_casts = explode  # type: ignore[method-assign,assignment]
             for n in range(6):
                 assert (await rt.execute("FAULT", "ok", {"n": n}, CTX))["n"] == n
                 await settle()

@@ -12,7 +12,17 @@ from runtime import ToolContext, ToolRegistry, open_runtime
 from runtime.config import RuntimeConfig, TracerConfig
 
 CTX = ToolContext(tenant_id="acme")
-PROTOCOL = ("call", "cast", "stop", "reply", "reply_error", "serve", "handle_call", "handle_cast")
+PROTOCOL = (
+    "call",
+    "cast",
+    "stop",
+    "reply",
+    "reply_error",
+    "serve",
+    "handle_call",
+    "handle_cast",
+    "handle_casts",
+)
 
 
 def registry() -> ToolRegistry:

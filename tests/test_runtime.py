@@ -110,11 +110,11 @@ async def test_a_crashed_tracer_costs_reports_not_answers() -> None:
     with anyio.fail_after(10):
         async with open_runtime(registry, config) as rt:
             assert rt.tracer is not None
-            rt._tracer.handle_cast = explode  # type: ignore[method-assign]
+            rt._tracer.handle_casts = explode  # type: ignore[method-assign]
             for i in range(3):
                 assert await rt.execute("CI", "get", {"ci_id": i}, CTX) == {"ci_id": i}
                 await anyio.wait_all_tasks_blocked()
-            del rt._tracer.handle_cast
+            del rt._tracer.handle_casts
             assert rt.health().crashes["tracer"] == 3
             await rt.execute("CI", "get", {"ci_id": 9}, CTX)
             stats = await rt.tracer.tracer_stats()

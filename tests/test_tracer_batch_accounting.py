@@ -83,7 +83,7 @@ async def test_reports_to_a_tracer_left_down_are_counted_in_health() -> None:
         async with open_runtime(registry(), settings) as rt:
             tracer = rt._tracer
             assert tracer is not None
-            tracer.handle_cast = explode  # type: ignore[method-assign,assignment]
+            tracer.handle_casts = explode  # type: ignore[method-assign,assignment]
             for n in range(3):  # each read hands a batch over, which crashes the tracer
                 await rt.execute("AUDIT", "ok", {"n": n}, CTX)
                 with pytest.raises(ActorUnavailable):

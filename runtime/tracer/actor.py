@@ -4,11 +4,12 @@
   never blocks the tool call; a report that finds the mailbox full is dropped and counted.
 - Results are sized in the caller's task (:attr:`TracerActor.size_result`); reports carry
   the figures, never the result.
-- With a batch window and no sinks, reports are batched in the callers' tasks and cast as
-  one message per ``batch_size``; the mailbox bound counts reports, not batches.  With
-  sinks (e.g. :class:`~runtime.tracer.otel.OtelBridge`) reports are cast one by one.
+- With a batch window and no sinks, reports wake the tracer only ``batch_size`` at a time
+  (the base actor's ``cast_batch``) and are observed as one batch; the mailbox bound
+  counts reports.  With sinks (e.g. :class:`~runtime.tracer.otel.OtelBridge`) the batch
+  window is the actor's ``linger`` instead.
 - Reads (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and :meth:`reset` are
-  calls and hand pending reports over first, so nothing read is stale.  Records are built
+  calls, served after every report cast before them, so nothing read is stale.  Records are built
   in the reader's task (many of them in a worker thread); an export is built, formatted
   and written in a worker thread, so a large read never stalls the loop.
 - Reports not handled when the actor stops are lost and counted; a restart begins from a
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from runtime.actor import Actor, ActorStats, ReplySlot
+from runtime.actor import Actor, ReplySlot
 from runtime.calls import CallReport, CallStart
 from runtime.tracer.export import check_format, export
 from runtime.tracer.records import TraceRecord, record_from_report
@@ -57,7 +58,7 @@ class _Reset:
     pass
 
 
-TracerMessage = CallReport | list[CallReport] | _GetStats | _GetRecords | _Reset
+TracerMessage = CallReport | _GetStats | _GetRecords | _Reset
 
 DEFAULT_BATCH_SIZE = 256
 THREAD_RECORDS = 512
@@ -82,24 +83,19 @@ class TracerActor(Actor[TracerMessage]):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         """``linger`` > 0 (the configured ``batch_window``) batches reports; without sinks
-        they are batched in the callers' tasks, ``batch_size`` at a time (see "Batches"
-        in the module docstring).  ``size_every``: measure one result in this many per
-        operation, estimate the others (see :mod:`runtime.tracer.sizing`); 1 measures
+        they wake the tracer ``batch_size`` at a time (the module docstring).
+        ``size_every``: measure one result in this many per operation, estimate the others (see :mod:`runtime.tracer.sizing`); 1 measures
         every result."""
         sinks = tuple(sinks)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        self._batching = linger > 0 and not sinks
-        super().__init__(name, mailbox_size=mailbox_size, linger=0.0 if self._batching else linger)
-        # Caller-side batching: reports wait here, then go to the actor as one cast.
-        self._pending: list[CallReport] = []
-        self._batch_limit = min(batch_size, mailbox_size)
-        self._mailbox_limit = mailbox_size
-        self._queued = 0  # reports cast in batches and not handled yet
-        self._queued_batches = 0  # ... and the casts that carry them
-        # Reports lost that the base did not count: dropped whole by the batching, or
-        # beyond the first of each batch lost at a stop (the base counts a cast as one).
-        self._batch_drops = 0
+        batching = linger > 0 and not sinks
+        super().__init__(
+            name,
+            mailbox_size=mailbox_size,
+            linger=0.0 if batching else linger,
+            cast_batch=min(batch_size, mailbox_size) if batching else 1,
+        )
         # Used in the callers' tasks (size_result), never by the actor task but for clear().
         self._sizer = ResultSizer(size_every)
         # One call frame less on every traced call than the method below.
@@ -145,33 +141,7 @@ class TracerActor(Actor[TracerMessage]):
         """Not traced: a record is made when the call finishes."""
 
     def call_finished(self, report: CallReport) -> None:
-        if not self._batching:
-            self.cast(report)
-            return
-        pending = self._pending
-        pending.append(report)
-        if len(pending) >= self._batch_limit:
-            self._flush()
-
-    def _flush(self) -> None:
-        """Hand the pending reports to the actor as one cast (in the caller's task)."""
-        batch = self._pending
-        if not batch:
-            return
-        self._pending = []
-        # The mailbox bound counts reports, not batches: at most mailbox_size reports wait.
-        room = self._mailbox_limit - self._queued if self.running else 0
-        if room < len(batch):
-            kept = max(room, 0)
-            self._batch_drops += len(batch) - kept
-            del batch[kept:]
-            if not batch:
-                return
-        if self.cast(batch):
-            self._queued += len(batch)
-            self._queued_batches += 1
-        else:  # the base counted one drop for the whole batch
-            self._batch_drops += len(batch) - 1
+        self.cast(report)
 
     # -- the actor task ---------------------------------------------------------------
 
@@ -179,16 +149,14 @@ class TracerActor(Actor[TracerMessage]):
         if self.stats().starts > 1:
             self._reset()
 
+    def handle_casts(self, messages: list[TracerMessage]) -> None:
+        if self._sinks or not all(type(m) is CallReport for m in messages):
+            for message in messages:
+                self.handle_cast(message)
+        else:
+            self._state.observe_many(messages)  # type: ignore[arg-type]
+
     def handle_cast(self, message: TracerMessage) -> None:
-        if type(message) is list:
-            self._queued -= len(message)
-            self._queued_batches -= 1
-            if not self._sinks:
-                self._state.observe_many(message)
-            else:
-                for report in message:
-                    self.handle_cast(report)
-            return
         if not isinstance(message, CallReport):
             raise TypeError(f"the tracer only accepts CallReport casts, got {message!r}")
         if not self._sinks:
@@ -220,38 +188,10 @@ class TracerActor(Actor[TracerMessage]):
         self._sink_errors = 0
         self._dropped_before_reset = self.stats().dropped
 
-    def on_stop(self, reason: BaseException | str) -> None:
-        # The base dropped the queued batches and counted one drop for each: every report
-        # in them is lost, and so are those still pending, which nobody will hand over.
-        self._batch_drops += self._queued - self._queued_batches + len(self._pending)
-        self._queued = self._queued_batches = 0
-        self._pending = []
-
-    def stats(self) -> ActorStats:
-        """The base actor's figures counted in reports, not casts: ``mailbox_used`` has
-        every report waiting, in a queued batch or still pending in the callers' tasks,
-        and ``dropped`` every report lost, whole batches included."""
-        stats = super().stats()
-        if not (self._batch_drops or self._queued or self._pending):
-            return stats
-        return attrs.evolve(
-            stats,
-            mailbox_used=stats.mailbox_used
-            - self._queued_batches
-            + self._queued
-            + len(self._pending),
-            dropped=stats.dropped + self._batch_drops,
-        )
-
-    def stop(self) -> None:
-        self._flush()
-        super().stop()
-
     # -- the API, for any task --------------------------------------------------------
 
     async def tracer_stats(self) -> TracerStats:
         """Aggregates per (tool, operation), buffer fill, and reports dropped."""
-        self._flush()
         result: TracerStats = await self.call(_GetStats())
         return result
 
@@ -260,7 +200,6 @@ class TracerActor(Actor[TracerMessage]):
 
         Built in the reader's task; from :data:`THREAD_RECORDS` entries on, in a worker
         thread, so reading a full ring does not stall the event loop."""
-        self._flush()
         entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
         if len(entries) < THREAD_RECORDS:
             return self._build(entries)
@@ -278,7 +217,6 @@ class TracerActor(Actor[TracerMessage]):
 
     async def reset(self) -> None:
         """Forget records, aggregates and drop counts."""
-        self._flush()
         await self.call(_Reset())
 
     async def export(
@@ -293,7 +231,6 @@ class TracerActor(Actor[TracerMessage]):
         and the text happens in a worker thread: a full ring is ~1 s of CPU, which must not
         stall the event loop.  See :mod:`runtime.tracer.export`."""
         check_format(format)  # fail before touching the actor
-        self._flush()
         entries: tuple[Entry, ...] = await self.call(_GetRecords(limit))
 
         def build_and_format() -> str:
