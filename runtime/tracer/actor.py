@@ -84,8 +84,8 @@ class TracerActor(Actor[TracerMessage]):
     ) -> None:
         """``linger`` > 0 (the configured ``batch_window``) batches reports; without sinks
         they wake the tracer ``batch_size`` at a time (the module docstring).
-        ``size_every``: measure one result in this many per operation, estimate the others (see :mod:`runtime.tracer.sizing`); 1 measures
-        every result."""
+        ``size_every``: measure one result in this many per operation, estimate the
+        others (see :mod:`runtime.tracer.sizing`); 1 measures every result."""
         sinks = tuple(sinks)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
