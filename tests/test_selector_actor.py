@@ -152,3 +152,46 @@ def test_plan_returns_the_choice_and_the_ranking_it_came_from() -> None:
     assert chosen.candidate in {r.candidate for r in ranked}
     assert [r.candidate for r in ranked] == before
     assert state.reserved(*chosen.candidate, 0.0) == 1
+
+
+async def test_the_reserved_view_is_the_only_caller_side_read_and_is_replaced_not_mutated() -> None:
+    actor = SelectorActor(rng=random.Random(1), clock=lambda: 100.0)
+    async with anyio.create_task_group() as group:
+        await group.start(actor.serve)
+        empty = actor.reserved_view
+        assert empty == frozenset()
+        chosen = await actor.choose("SEARCH")
+        view = actor.reserved_view
+        assert isinstance(view, frozenset)
+        assert view == {chosen.candidate}
+        assert empty == frozenset()  # the old view was replaced, not changed
+        unreserved = await actor.choose("SEARCH", reserve=False)
+        assert actor.reserved_view is view  # a choice that reserves nothing publishes nothing
+        assert unreserved.candidate
+        # A hit on another operation holds no reservation: not even sent.
+        before = actor.stats().processed
+        other = "get" if chosen.operation != "get" else "search"
+        actor.call_finished(_report("CI", other, 100.0, 0.0, cache_hit=True, executed=False))
+        await actor.snapshot()
+        assert actor.stats().processed - before == 1  # only the snapshot
+        # The hit answering the choice settles it, and the view is published empty.
+        hit = _report(chosen.tool_type, chosen.operation, 100.0, 0.0, cache_hit=True)
+        actor.call_finished(hit._replace(executed=False))
+        await actor.snapshot()
+        assert actor.reserved_view == frozenset()
+        actor.stop()
+
+
+async def test_an_end_whose_start_was_dropped_leaves_no_negative_load() -> None:
+    actor = SelectorActor(rng=random.Random(1), clock=lambda: 100.0, mailbox_size=1)
+    async with anyio.create_task_group() as group:
+        await group.start(actor.serve)
+        start = CallStart("CI", "get", 99.0)
+        actor.call_started(start)
+        actor.call_started(start)  # the mailbox holds one: this start is dropped
+        for _ in range(2):  # both ends arrive: an end is never dropped
+            actor.call_finished(_report("CI", "get", 99.0, 0.5))
+        (snapshot,) = await actor.snapshot()
+        assert snapshot.in_flight == 0
+        assert snapshot.samples == 2
+        actor.stop()

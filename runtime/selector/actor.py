@@ -10,6 +10,11 @@
   refused: ``InvalidParams`` or a subclass, as the executor classified it) as unmeasured.
   Pipeline and step reports are ignored.
 - A restart begins from a fresh state (the profiles' priors).
+- Only the actor task touches the state.  Callers read one thing, the published
+  :attr:`SelectorActor.reserved_view`: a frozenset the actor replaces (never mutates)
+  after each step that can change it.  A call's end is never dropped for a full mailbox
+  (it balances a start); an end whose start was dropped finds the count at zero, and
+  the state keeps counts from going below it.
 """
 
 from __future__ import annotations
@@ -89,9 +94,10 @@ class SelectorActor(Actor[Any]):
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._state = SelectorState(self._settings)
-        # Calls whose start the actor accepted and whose end it has not been sent, per
-        # operation: kept in the callers' tasks (see call_finished), across restarts.
-        self._owed: dict[tuple[str, str], int] = {}
+        self.reserved_view: frozenset[Candidate] = frozenset()
+        """The operations holding a reservation, as of the actor's last step: the one
+        read of selector state made in callers' tasks (see call_finished).  Written only
+        by the actor task, by replacing the frozenset; never mutated."""
 
     @property
     def settings(self) -> SelectorSettings:
@@ -99,37 +105,27 @@ class SelectorActor(Actor[Any]):
 
     def on_start(self) -> None:
         self._state = SelectorState(self._settings)
+        self.reserved_view = frozenset()
 
     # -- CallObserver (casts; never block, never raise) -----------------------------------
 
     def call_started(self, start: CallStart) -> None:
-        if self.cast(start):
-            owed = self._owed
-            key = (start.tool_type, start.operation)
-            owed[key] = owed.get(key, 0) + 1
+        self.cast(start)
 
     def call_finished(self, report: CallReport) -> None:
         if report.kind != "tool_call":
             return
         if report.executed:
-            # A call's end balances its start in the load count.  So the end of a start
-            # that was accepted is never dropped for a full mailbox -- in a burst that
-            # would leave the call "in flight" for ever and herd every later choice away
-            # from its tool -- and the end of a start that was dropped is not sent.
-            key = (report.tool_type, report.operation)
-            owed = self._owed.get(key, 0)
-            if owed:
-                self._owed[key] = owed - 1
-                self.cast(report, bounded=False)
-            return
-        if not self._state.holds_reservations(report.tool_type, report.operation):
-            # A cache hit or a coalesced follower teaches nothing and releases no load; it
-            # matters only when it answers a choice (see handle_cast).  Reading the state
-            # here is safe: this never awaits, so it runs between the actor's own steps.
-            # With no reservation held, the cast would be a no-op -- and, should a choice
-            # be made before it is handled, it would settle that unrelated reservation.
-            return
-        self.cast(report)
+            # A call's end balances its start in the load count, so it is never dropped
+            # for a full mailbox: in a burst that would leave the call "in flight" for
+            # ever and herd every later choice away from its tool.
+            self.cast(report, bounded=False)
+        elif (report.tool_type, report.operation) in self.reserved_view:
+            # A cache hit or a coalesced follower teaches nothing and releases no load;
+            # it matters only when it answers a choice (see handle_cast).  With no
+            # reservation held the cast would be a no-op -- and, should a choice be made
+            # before it is handled, it would settle that unrelated reservation.
+            self.cast(report)
 
     # -- the caller's API -------------------------------------------------------------------
 
@@ -180,6 +176,11 @@ class SelectorActor(Actor[Any]):
     # -- handlers (run in the actor task only) ---------------------------------------------
 
     def handle_cast(self, message: Any) -> None:
+        self._observe(message)
+        if self.reserved_view:  # empty, it cannot shrink: no cast reserves
+            self.reserved_view = self._state.reserved_operations()
+
+    def _observe(self, message: Any) -> None:
         if isinstance(message, CallStart):
             self._state.observe_start(message.tool_type, message.operation, message.started_at)
         elif isinstance(message, CallReport):
@@ -221,6 +222,8 @@ class SelectorActor(Actor[Any]):
                     self._rng,
                     reserve=message.reserve,
                 )
+                if message.reserve:
+                    self.reserved_view = self._state.reserved_operations()
                 return (chosen, ranked) if message.with_ranking else chosen
             except (LookupError, ValueError) as exc:
                 slot.set_error(exc)

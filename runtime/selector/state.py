@@ -152,6 +152,10 @@ class SelectorState:
         """Whether any reservation of the operation is held, live or not yet swept."""
         return bool(self._reserved.get((tool_type, operation)))
 
+    def reserved_operations(self) -> frozenset[Candidate]:
+        """Every operation holding a reservation, live or not yet swept."""
+        return frozenset(key for key, stamps in self._reserved.items() if stamps)
+
     def _expire(self, key: Candidate, now: float) -> list[float]:
         stamps = self._reserved.setdefault(key, [])
         del stamps[: bisect.bisect_left(stamps, now - self._settings.reservation_ttl_s)]
