@@ -32,7 +32,7 @@ from runtime.cache.store import MISS, CacheStats, CacheStore, Policy
 from runtime.cache.values import StoredValue
 from runtime.tools import ToolResult
 
-__all__ = ["CacheActor", "CacheSnapshot"]
+__all__ = ["CacheActor", "CacheSnapshot", "ReadView"]
 
 
 # -- messages -------------------------------------------------------------------------
@@ -145,33 +145,14 @@ class CacheActor(Actor[Any]):
         self._store: CacheStore[StoredValue] = CacheStore(max_entries, max_bytes, policy=policy)
         self._flights: SingleFlight[bytes, ReplySlot] = SingleFlight(_gave_up)
         self._now: Clock = anyio.current_time
+        self.read_view: Final = ReadView(self)
+        """The one read of this actor's state made in callers' tasks (see ReadView)."""
 
     def on_start(self) -> None:
         self._now = loop_clock()  # bound once in the loop the actor runs in
         # A restart begins empty: after a crash nothing in the old state is trusted.
         self._store = CacheStore(self._max_entries, self._max_bytes, policy=self._policy)
         self._flights.restart()  # leases keep counting: a stale leader matches no flight
-
-    def try_hit(self, digest: bytes) -> StoredValue | None:
-        """Serve a hit for a key's ``digest`` synchronously in the caller's task; None
-        means "ask the mailbox".
-
-        A hit needs no coordination, and the mailbox hop is a full request/reply: as
-        much again as everything else a hit costs.  This is safe without a lock because
-        it never awaits -- the event loop is single-threaded, so it runs atomically
-        between the actor's own steps, exactly as a message handler would.  It only
-        reads and refreshes a live entry; every miss, fill and invalidation still goes
-        through the mailbox in order.  A stopped actor's state is not trusted.
-        """
-        if not self.running:
-            return None
-        value = self._store.get_live(digest, self._now())
-        return None if value is MISS else value
-
-    def has_live(self, key: CacheKey) -> bool:
-        """Whether a live entry exists for ``key``, read synchronously like :meth:`try_hit`
-        (touching neither recency nor statistics); False when the actor is not running."""
-        return self.running and self._store.peek(key, self._now())
 
     def handle_call(self, message: Any, slot: ReplySlot) -> Any:
         if type(message) is Lookup:
@@ -247,3 +228,38 @@ class CacheActor(Actor[Any]):
         if message.tenant is not None:
             return self._store.invalidate_tenant(message.tenant, now)
         return self._store.clear(now)
+
+
+class ReadView:
+    """The one way a caller reads the cache actor's state without a mailbox round trip.
+
+    A hit needs no coordination, and the round trip would cost as much again as the rest
+    of a hit.  Invariants (pinned by tests/test_cache_read_view.py):
+
+    - Synchronous, never awaits: on the single-threaded event loop it runs atomically
+      between the actor's own steps, exactly as a message handler would.
+    - It answers only from live entries.  Every miss, fill, invalidation and anything to
+      do with flights goes through the mailbox, in order.
+    - :meth:`hit` does what a ``Lookup`` hit does -- refresh the entry's recency and
+      count the hit -- and nothing else; :meth:`contains` touches nothing.
+    - A stopped or crashed actor's state is not trusted: the view answers "ask the
+      mailbox" (None / False).
+    """
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: CacheActor) -> None:
+        self._actor = actor
+
+    def hit(self, digest: bytes) -> StoredValue | None:
+        """The stored value of a live entry for ``digest``, or None: ask the mailbox."""
+        actor = self._actor
+        if not actor.running:
+            return None
+        value = actor._store.get_live(digest, actor._now())
+        return None if value is MISS else value
+
+    def contains(self, key: CacheKey) -> bool:
+        """Whether a live entry exists for ``key`` (recency and statistics untouched)."""
+        actor = self._actor
+        return actor.running and actor._store.peek(key, actor._now())

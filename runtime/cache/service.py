@@ -170,6 +170,7 @@ class ResultCacheService:
         flights: SharedFlights | None = None,
     ) -> None:
         self.actor = actor
+        self._hits = actor.read_view
         self.config = config
         self.l2 = l2
         self.registry = registry
@@ -224,7 +225,7 @@ class ResultCacheService:
         if digest is None:
             self.actor.cast(RecordBypass(spec.tool_type, spec.operation))
             return await compute(), "bypass"
-        stored = self.actor.try_hit(digest)  # a hit needs no mailbox round trip
+        stored = self._hits.hit(digest)  # a hit needs no mailbox round trip (ReadView)
         if stored is not None:
             return _unstore(stored), "hit"
         key = _key(spec, context, digest)
@@ -356,7 +357,7 @@ class ResultCacheService:
         if key is None:
             return False
         await anyio.lowlevel.checkpoint()
-        if self.actor.has_live(key):
+        if self._hits.contains(key):
             return True
         # Not seen yet -- but a fill this caller's own earlier call sent may still be
         # queued; a call is served after every cast sent before it, so ask the mailbox.
