@@ -232,7 +232,7 @@ def _selector_config() -> SelectorSettings:
     return SelectorSettings(
         profiles=dict.fromkeys(candidates, profile),
         candidates={INTENT: candidates},
-        observation=ObservationSettings(decay_s=DECAY_S),
+        observation=ObservationSettings(decay_time=DECAY_S),
     )
 
 

@@ -386,7 +386,7 @@ async def _overhead(calls: int, rounds: int) -> dict[str, float]:
     """
     ctx = ToolContext(tenant_id="acme")
     params = BENCH_PARAMS
-    tracer = TracerActor(10_000, linger=0.002)
+    tracer = TracerActor(10_000, batch_window=0.002)
     executors = bench_executors(tracer)
     names = list(executors)
     per_call: dict[str, list[float]] = {name: [] for name in names}

@@ -66,7 +66,7 @@ def _child(argv: list[str]) -> None:
     backend, variant, calls = argv[1], argv[2], int(argv[3])
 
     async def run() -> None:
-        tracer = TracerActor(10_000, linger=0.002)
+        tracer = TracerActor(10_000, batch_window=0.002)
         executor = bench_executors(tracer)[variant]
         ctx = ToolContext(tenant_id="acme")
         async with anyio.create_task_group() as tg:

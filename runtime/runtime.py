@@ -36,7 +36,7 @@ from runtime.executor import Executor, data_or_raise, failure_exception
 from runtime.handles import CacheHandle, SelectorHandle, TracerHandle
 from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
-from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
+from runtime.selector import Candidate, Intent, Ranked, Weights
 from runtime.selector.actor import SelectorActor
 from runtime.selector.explain import runner_up_of, selection_summary, why_line
 from runtime.selector.intents import intent_name
@@ -410,7 +410,10 @@ async def open_runtime(
     async with AsyncExitStack() as stack:
         cache = await _open_cache(stack, config, registry)
         tracer = TracerActor.from_config(config.tracer) if config.tracer.enabled else None
-        selector = _selector(config, rng) if config.selector.enabled else None
+        selector = None
+        if config.selector.enabled:
+            seeded = random.Random(rng.random()) if rng is not None else None
+            selector = SelectorActor.from_config(config.selector, rng=seeded)
         parts = (cache.actor if cache is not None else None, tracer, selector)
         actors: list[Actor[Any]] = [actor for actor in parts if actor is not None]
         # The tracer first (it sizes results for the others), the selector last.
@@ -453,15 +456,6 @@ async def _open_cache(
             flights = SharedFlights(l2)
     actor = CacheActor(config.cache.max_entries, config.cache.max_bytes, config.cache.policy)
     return ResultCacheService(actor, config.cache, l2=l2, registry=registry, flights=flights)
-
-
-def _selector(config: RuntimeConfig, rng: random.Random | None) -> SelectorActor:
-    return SelectorActor(
-        SelectorSettings.from_config(config.selector),
-        rng=random.Random(rng.random()) if rng is not None else None,
-        mailbox_size=config.selector.mailbox_size,
-        linger=config.selector.batch_window,
-    )
 
 
 def redis_settings(config: RedisConfig) -> RedisSettings:

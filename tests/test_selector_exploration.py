@@ -52,7 +52,7 @@ def test_exploration_is_bounded_and_never_picks_a_failing_candidate(
         ("c", 0.2),
         ("d", 0.4),
         exploration_share=share,
-        exploration_refresh_s=refresh,
+        exploration_refresh=refresh,
     )
     now, choices, explored = 0.0, 0, 0
     rng = random.Random(1)
@@ -113,7 +113,7 @@ def test_without_exploration_the_newcomer_is_never_tried() -> None:
 
 
 def test_a_tool_that_got_better_is_rediscovered() -> None:
-    state = _state(("a", 0.05), ("b", 0.05), exploration_refresh_s=30.0)
+    state = _state(("a", 0.05), ("b", 0.05), exploration_refresh=30.0)
     latency = {"a": 0.05, "b": 2.0}  # b is slow for now
     now = 0.0
     for _ in range(200):
@@ -138,7 +138,7 @@ def test_a_tool_that_got_better_is_rediscovered() -> None:
 
 
 def test_a_candidate_with_a_high_error_rate_is_not_explored() -> None:
-    state = _state(("a", 0.05), ("b", 0.05), exploration_refresh_s=1.0)
+    state = _state(("a", 0.05), ("b", 0.05), exploration_refresh=1.0)
     for i in range(5):  # b fails 5 times in a row: error rate ~0.41
         state.observe_start("T", "b", i * 0.01)
         state.observe_finish("T", "b", 0.001, False, i * 0.01 + 0.001)
@@ -171,4 +171,4 @@ def test_exploration_settings_are_validated_with_their_key_path(
 def test_exploration_settings_reach_the_selector() -> None:
     config = config_from_dict({"selector": {"exploration_share": 0.1, "exploration_refresh": "1m"}})
     resolved = SelectorSettings.from_config(config.selector)
-    assert (resolved.exploration_share, resolved.exploration_refresh_s) == (0.1, 60.0)
+    assert (resolved.exploration_share, resolved.exploration_refresh) == (0.1, 60.0)

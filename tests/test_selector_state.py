@@ -274,7 +274,7 @@ def test_a_failing_tool_drops_within_a_bounded_number_of_calls_and_comes_back() 
     picked = _drive(state, clock, 1200, failing=set())
     assert "get" in picked
     came_back_after_s = picked.index("get") * 0.05
-    assert came_back_after_s <= 3 * state.settings.observation.error_decay_s
+    assert came_back_after_s <= 3 * state.settings.observation.error_decay_time
     assert picked[-50:] == ["get"] * 50
 
 
@@ -328,7 +328,7 @@ def test_reservations_are_settled_by_starts_and_expire() -> None:
     # a choice never executed stops counting after the reservation TTL
     other = state.choose("X", None, (), 1.0, rng).operation
     assert state.reserved("T", other, 1.0) == 1
-    assert state.reserved("T", other, 1.0 + state.settings.reservation_ttl_s + 0.01) == 0
+    assert state.reserved("T", other, 1.0 + state.settings.reservation_ttl + 0.01) == 0
 
 
 def test_snapshot_reports_what_was_observed() -> None:
@@ -358,8 +358,8 @@ def test_settings_from_the_runtime_config() -> None:
     )
     settings = SelectorSettings.from_config(config)
     assert settings.default_strategy == "CHEAP"
-    assert settings.observation.decay_s == 5.0
-    assert settings.near_top_margin == 0.1
+    assert settings.observation.decay_time == 5.0
+    assert settings.herd_margin == 0.1
     assert settings.candidates["MY_INTENT"] == (("MY", "tool"), ("CI", "search"))
     assert settings.profiles[("MY", "tool")].latency_prior_s == 0.2
     assert settings.candidates[IntentType.SEARCH] == DEFAULT_CANDIDATES[IntentType.SEARCH]

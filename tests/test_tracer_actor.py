@@ -45,7 +45,7 @@ def test_it_is_a_call_observer() -> None:
 
 
 async def test_reports_become_records_and_stats() -> None:
-    tracer = TracerActor(capacity=5)
+    tracer = TracerActor(max_records=5)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -180,7 +180,7 @@ async def test_a_restart_starts_from_a_fresh_state() -> None:
 
 
 async def test_batched_reports_are_all_seen_by_every_read() -> None:
-    tracer = TracerActor(capacity=100, linger=0.002, batch_size=8)
+    tracer = TracerActor(max_records=100, batch_window=0.002, batch_size=8)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -204,7 +204,7 @@ async def test_batched_reports_are_all_seen_by_every_read() -> None:
 
 
 async def test_batches_bound_the_waiting_reports_and_count_each_drop() -> None:
-    tracer = TracerActor(linger=0.002, mailbox_size=10, batch_size=4)
+    tracer = TracerActor(batch_window=0.002, mailbox_size=10, batch_size=4)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -223,7 +223,7 @@ async def test_batches_bound_the_waiting_reports_and_count_each_drop() -> None:
 
 
 async def test_batched_reports_are_dropped_and_counted_when_the_tracer_is_down() -> None:
-    tracer = TracerActor(linger=0.002, batch_size=4)
+    tracer = TracerActor(batch_window=0.002, batch_size=4)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -241,7 +241,7 @@ async def test_batched_reports_are_dropped_and_counted_when_the_tracer_is_down()
 
 async def test_with_sinks_reports_are_not_batched() -> None:
     seen: list[TraceRecord] = []
-    tracer = TracerActor(linger=0.002, sinks=[seen.append], batch_size=64)
+    tracer = TracerActor(batch_window=0.002, sinks=[seen.append], batch_size=64)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -283,7 +283,7 @@ async def test_executor_reports_counts_and_sizes_but_not_results() -> None:
         def call_finished(self, report: CallReport) -> None:
             self.reports.append(report)
 
-    tracer = TracerActor(linger=0.002, size_every=3)
+    tracer = TracerActor(batch_window=0.002, size_every=3)
     recorder = Recorder()
     executor = Executor(registry, observers=[tracer, recorder])
     context = ToolContext(tenant_id="acme")

@@ -60,7 +60,7 @@ def explode(*args: Any) -> Any:
 
 async def test_batched_drops_are_counted_in_actor_stats_like_unbatched_ones() -> None:
     # docs/tracer.md, "Drops": counted in the tracer's statistics and in rt.health().
-    tracer = TracerActor(linger=0.002, mailbox_size=8, batch_size=4)
+    tracer = TracerActor(batch_window=0.002, mailbox_size=8, batch_size=4)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -105,7 +105,7 @@ async def test_reports_to_a_tracer_left_down_are_counted_in_health() -> None:
 async def test_shutdown_counts_every_report_of_a_queued_batch() -> None:
     # Unbatched, each cast still queued when the tracer is cancelled is one drop; so is
     # each report of a queued batch.
-    tracer = TracerActor(linger=0.002, batch_size=4)
+    tracer = TracerActor(batch_window=0.002, batch_size=4)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)
@@ -139,7 +139,7 @@ async def test_runtime_exit_with_pending_reports_counts_them_as_dropped() -> Non
 async def test_mailbox_used_counts_reports_in_queued_batches() -> None:
     # The mailbox bound counts reports, so mailbox_used does too: a nearly full tracer
     # must not look nearly empty.
-    tracer = TracerActor(linger=0.002, mailbox_size=100, batch_size=10)
+    tracer = TracerActor(batch_window=0.002, mailbox_size=100, batch_size=10)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             await group.start(tracer.serve)

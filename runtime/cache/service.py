@@ -3,7 +3,7 @@
 :class:`ResultCacheService` implements the executor's ``ResultCache`` seam: it builds the
 key in the caller's task, asks the :class:`CacheActor` (L1) and plays the part the actor
 assigns -- read a hit, wait as a follower, or lead: run the tool, then report the outcome.
-It also serves ``runtime.cache``: invalidation, clearing and statistics.
+It also serves ``rt.cache`` (:class:`~runtime.handles.CacheHandle`).
 
 - A call bypasses the cache (counted) when its tool has side effects, its TTL is 0, its
   params cannot be canonicalised, its result cannot be stored, or the actor is down: a
@@ -16,7 +16,6 @@ It also serves ``runtime.cache``: invalidation, clearing and statistics.
 - :meth:`contains` answers from L1 only.  L2 holds JSON (:mod:`runtime.cache.codec`),
   never pickle; a value JSON would not give back exactly stays out of L2, and a stored one
   of the wrong shape is a counted ``l2_rejected`` miss.  L2 failure never fails a call.
-
 - Canonical keys: the executor hands :meth:`fetch` params normalised by the tool's schema
   (defaults filled in), so a call and its default-filled twin share one entry in both
   tiers; :meth:`key_for`, :meth:`contains` and :meth:`invalidate` normalise the same way.

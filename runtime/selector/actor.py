@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -33,6 +33,9 @@ from runtime.selector.observations import Outcome
 from runtime.selector.scoring import Ranked, Weights
 from runtime.selector.settings import SelectorSettings
 from runtime.selector.state import SelectorState, ToolSnapshot
+
+if TYPE_CHECKING:
+    from runtime.config import SelectorConfig
 
 __all__ = ["SelectorActor", "outcome_of"]
 
@@ -85,11 +88,11 @@ class SelectorActor(Actor[Any]):
         clock: Callable[[], float] = anyio.current_time,
         name: str = "selector",
         mailbox_size: int = 4096,
-        linger: float = 0.0,
+        batch_window: float = 0.0,
     ) -> None:
-        # ``linger`` batches observations; it never delays a ranking, since a call ends
+        # ``batch_window`` batches observations; it never delays a ranking, since a call ends
         # the pause and casts sent before it are applied first (see runtime.actor).
-        super().__init__(name, mailbox_size=mailbox_size, linger=linger)
+        super().__init__(name, mailbox_size=mailbox_size, linger=batch_window)
         self._settings = settings if settings is not None else SelectorSettings()
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
@@ -98,6 +101,18 @@ class SelectorActor(Actor[Any]):
         """The operations holding a reservation, as of the actor's last step: the one
         read of selector state made in callers' tasks (see call_finished).  Written only
         by the actor task, by replacing the frozenset; never mutated."""
+
+    @classmethod
+    def from_config(
+        cls, config: SelectorConfig, *, rng: random.Random | None = None
+    ) -> SelectorActor:
+        """The selector of a :class:`runtime.config.SelectorConfig` section, as it is."""
+        return cls(
+            SelectorSettings.from_config(config),
+            rng=rng,
+            mailbox_size=config.mailbox_size,
+            batch_window=config.batch_window,
+        )
 
     @property
     def settings(self) -> SelectorSettings:

@@ -15,7 +15,7 @@ The rule is a **bounded exploration share**, not an optimistic prior or sampling
 - *Eligible* candidates are the ones not ranked first, with nothing in flight or reserved
   (one probe at a time), an error-rate estimate at most ``exploration_max_error`` (a
   failing tool is never "explored"), and either no finished call yet or none for
-  ``exploration_refresh_s`` (and not explored for that long either): rediscovery.
+  ``exploration_refresh`` (and not explored for that long either): rediscovery.
 - The least observed eligible candidate wins (fewest samples, then the oldest last
   sample, then name): the one we know least about.
 

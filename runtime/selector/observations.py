@@ -3,13 +3,13 @@
 Pure functions of frozen values; ``now`` is always a parameter.
 
 - **Latency** is a peak-EWMA: it jumps to any slower sample at once and otherwise moves
-  toward new samples with weight ``exp(-dt / decay_s)``; before the first sample, and
+  toward new samples with weight ``exp(-dt / decay_time)``; before the first sample, and
   while idle, it reverts toward the profile's prior (not toward zero).
 - **Cold penalty**: with no completed call yet but calls in flight, the latency is
   ``cold_penalty`` times the prior.
 - **Failures never look fast**: a failed call's duration may raise the estimate, never
   lower it.  The error rate is a per-call EWMA (``error_alpha``) that decays toward zero
-  with ``error_decay_s`` while no calls arrive, and inflates the ranking latency:
+  with ``error_decay_time`` while no calls arrive, and inflates the ranking latency:
   ``effective = latency * (1 + failure_penalty * error_rate)``.
 """
 
@@ -68,9 +68,9 @@ def _at_least_one(instance: object, attribute: attrs.Attribute[float], value: fl
 class ObservationSettings:
     """How fast the live statistics learn and forget (see the module docstring)."""
 
-    decay_s: float = attrs.field(default=10.0, validator=_positive)
+    decay_time: float = attrs.field(default=10.0, validator=_positive)
     error_alpha: float = attrs.field(default=0.1, validator=_alpha)
-    error_decay_s: float = attrs.field(default=10.0, validator=_positive)
+    error_decay_time: float = attrs.field(default=10.0, validator=_positive)
     failure_penalty: float = attrs.field(default=4.0, validator=_non_negative)
     cold_penalty: float = attrs.field(default=10.0, validator=_at_least_one)
 
@@ -121,13 +121,13 @@ def latency_at(stats: ToolStats, now: float, settings: ObservationSettings) -> f
     """The peak-EWMA latency estimate at ``now``, drifting back to the prior while idle."""
     if stats.stamp is None:
         return stats.prior_s
-    w = _weight(stats, now, settings.decay_s)
+    w = _weight(stats, now, settings.decay_time)
     return stats.prior_s + (stats.latency_s - stats.prior_s) * w
 
 
 def error_rate_at(stats: ToolStats, now: float, settings: ObservationSettings) -> float:
     """The error-rate estimate at ``now``, forgotten toward zero while idle."""
-    return stats.error_rate * _weight(stats, now, settings.error_decay_s)
+    return stats.error_rate * _weight(stats, now, settings.error_decay_time)
 
 
 def finished(
@@ -167,7 +167,7 @@ def finished(
         # for reads while idle.  Blending the drifted value would weigh the prior as much
         # as the samples for ever, and a tool with a pessimistic prior (a newcomer) would
         # settle halfway between its prior and what it really does.
-        w = _weight(stats, now, settings.decay_s)
+        w = _weight(stats, now, settings.decay_time)
         latency = base * w + rtt * (1.0 - w)
     if outcome == "censored":
         # A lower bound: it may raise the estimate (done above) but is neither a success

@@ -14,7 +14,7 @@ of the offending value.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -60,15 +60,15 @@ def _choices(instance: object, attribute: attrs.Attribute[int], value: int) -> N
 class SelectorSettings:
     """Everything the selector core needs to know before it has seen a call.
 
-    ``near_top_margin``: candidates within this confidence of the best are near-top.
+    ``herd_margin``: candidates within this confidence of the best are near-top.
     ``choices``: how the pick among them goes (0 = the least loaded of all, the default;
     2 = power of two choices, the robust setting when several independent selectors share
     the same tools; see ``scoring.choose``).
-    ``reservation_ttl_s``: how long a choice counts as load before its call start arrives
+    ``reservation_ttl``: how long a choice counts as load before its call start arrives
     (0 disables reservations; see ``state.py``).
     ``exploration_share``: the most of an intent's choices that may go to a candidate the
     ranking did not put first, to learn about it (0 disables exploration; see
-    ``exploration.py``).  ``exploration_refresh_s``: a candidate with no finished call for
+    ``exploration.py``).  ``exploration_refresh``: a candidate with no finished call for
     this long is worth a look again (it may have got better).  ``exploration_max_error``:
     a candidate whose error-rate estimate is above this is never explored.
     """
@@ -79,11 +79,11 @@ class SelectorSettings:
     )
     strategies: Mapping[str, Weights] = attrs.field(factory=lambda: dict(DEFAULT_STRATEGIES))
     observation: ObservationSettings = attrs.field(factory=ObservationSettings)
-    near_top_margin: float = attrs.field(default=0.05, validator=_margin)
+    herd_margin: float = attrs.field(default=0.05, validator=_margin)
     choices: int = attrs.field(default=0, validator=_choices)
-    reservation_ttl_s: float = attrs.field(default=1.0, validator=_seconds)
+    reservation_ttl: float = attrs.field(default=1.0, validator=_seconds)
     exploration_share: float = attrs.field(default=0.02, validator=_margin)
-    exploration_refresh_s: float = attrs.field(default=30.0, validator=_seconds)
+    exploration_refresh: float = attrs.field(default=30.0, validator=_seconds)
     exploration_max_error: float = attrs.field(default=0.2, validator=_margin)
     default_strategy: str = Strategy.BALANCED
     default_profile: ToolProfile = DEFAULT_PROFILE
@@ -110,88 +110,98 @@ class SelectorSettings:
     def from_config(cls, config: SelectorConfig, path: str = "selector") -> SelectorSettings:
         """Resolve the runtime configuration's ``selector:`` section over the defaults.
 
-        Learning parameters the configuration does not (yet) carry keep their defaults
-        here; they are read by name so that adding them to the schema is enough.
+        Every setting has the configuration key's name, so an error names the key.
         """
-        candidates = dict(DEFAULT_CANDIDATES)
-        for intent, names in config.intents.items():
-            where = f"{path}.intents.{intent}"
-            if not names:
-                raise ConfigError(where, "an intent needs at least one 'TOOL.operation'")
-            parsed: list[Candidate] = []
-            for i, text in enumerate(names):
-                pair = parse_candidate(text, f"{where}[{i}]")
-                if pair in parsed:
-                    raise ConfigError(f"{where}[{i}]", f"{text!r} is listed twice")
-                parsed.append(pair)
-            candidates[intent] = tuple(parsed)
-
-        profiles = dict(DEFAULT_PROFILES)
-        for tool, operations in config.profiles.items():
-            for op, given in operations.items():
-                where = f"{path}.profiles.{tool}.{op}"
-                try:
-                    profiles[(tool, op)] = ToolProfile(
-                        accuracy=given.accuracy,
-                        completeness=given.completeness,
-                        latency_prior_s=given.latency,
-                        intent_bonus=dict(given.intent_bonus),
-                    )
-                except (TypeError, ValueError) as exc:
-                    raise ConfigError(where, str(exc)) from exc
-
-        strategies = dict(DEFAULT_STRATEGIES)
-        for name, vector in config.strategies.items():
-            where = f"{path}.strategies.{name}"
-            for factor in vector:
-                if factor not in FACTORS:
-                    raise ConfigError(
-                        f"{where}.{factor}", f"unknown factor; known: {', '.join(FACTORS)}"
-                    )
-            try:
-                strategies[name] = Weights(**vector)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(where, str(exc)) from exc
-
+        strategies = _strategies(config, path)
         if config.default_strategy not in strategies:
             raise ConfigError(
                 f"{path}.default_strategy",
                 f"{config.default_strategy!r} is not one of {', '.join(sorted(strategies))}",
             )
-
-        # setting name -> (configuration key, value); errors name the configuration key.
-        observed: dict[str, tuple[str, Any]] = {
-            "decay_s": ("decay_time", config.decay_time),
-            "error_decay_s": ("error_decay_time", config.error_decay_time),
-            "error_alpha": ("error_alpha", config.error_alpha),
-            "failure_penalty": ("failure_penalty", config.failure_penalty),
-            "cold_penalty": ("cold_penalty", config.cold_penalty),
-        }
-        for name, (key, value) in observed.items():
-            try:
-                ObservationSettings(**{name: value})
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{path}.{key}", str(exc)) from exc
-
-        extra: dict[str, tuple[str, Any]] = {
-            "near_top_margin": ("herd_margin", config.herd_margin),
-            "choices": ("choices", config.choices),
-            "reservation_ttl_s": ("reservation_ttl", config.reservation_ttl),
-            "exploration_share": ("exploration_share", config.exploration_share),
-            "exploration_refresh_s": ("exploration_refresh", config.exploration_refresh),
-            "exploration_max_error": ("exploration_max_error", config.exploration_max_error),
-        }
-        for name, (key, value) in extra.items():
-            try:
-                attrs.evolve(cls(), **{name: value})
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{path}.{key}", str(exc)) from exc
-
+        observation = {name: getattr(config, name) for name in _OBSERVATION_KEYS}
+        for name, value in observation.items():
+            _check(f"{path}.{name}", ObservationSettings, {name: value})
+        tuning = {name: getattr(config, name) for name in _TUNING_KEYS}
+        for name, value in tuning.items():
+            _check(f"{path}.{name}", cls, {name: value})
         return cls(
-            profiles=profiles,
-            candidates=candidates,
+            profiles=_profiles(config, path),
+            candidates=_candidates(config, path),
             strategies=strategies,
-            observation=ObservationSettings(**{k: v for k, (_, v) in observed.items()}),
+            observation=ObservationSettings(**observation),
             default_strategy=config.default_strategy,
-            **{k: v for k, (_, v) in extra.items()},
+            **tuning,
         )
+
+
+_OBSERVATION_KEYS = (
+    "decay_time",
+    "error_decay_time",
+    "error_alpha",
+    "failure_penalty",
+    "cold_penalty",
+)
+_TUNING_KEYS = (
+    "herd_margin",
+    "choices",
+    "reservation_ttl",
+    "exploration_share",
+    "exploration_refresh",
+    "exploration_max_error",
+)
+
+
+def _check(where: str, build: Callable[..., object], setting: dict[str, Any]) -> None:
+    """Build ``build(**setting)`` alone, so a bad value's error names its key."""
+    try:
+        build(**setting)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(where, str(exc)) from exc
+
+
+def _candidates(config: SelectorConfig, path: str) -> dict[str, tuple[Candidate, ...]]:
+    candidates = dict(DEFAULT_CANDIDATES)
+    for intent, names in config.intents.items():
+        where = f"{path}.intents.{intent}"
+        if not names:
+            raise ConfigError(where, "an intent needs at least one 'TOOL.operation'")
+        parsed: list[Candidate] = []
+        for i, text in enumerate(names):
+            pair = parse_candidate(text, f"{where}[{i}]")
+            if pair in parsed:
+                raise ConfigError(f"{where}[{i}]", f"{text!r} is listed twice")
+            parsed.append(pair)
+        candidates[intent] = tuple(parsed)
+    return candidates
+
+
+def _profiles(config: SelectorConfig, path: str) -> dict[Candidate, ToolProfile]:
+    profiles = dict(DEFAULT_PROFILES)
+    for tool, operations in config.profiles.items():
+        for op, given in operations.items():
+            try:
+                profiles[(tool, op)] = ToolProfile(
+                    accuracy=given.accuracy,
+                    completeness=given.completeness,
+                    latency_prior_s=given.latency,
+                    intent_bonus=dict(given.intent_bonus),
+                )
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{path}.profiles.{tool}.{op}", str(exc)) from exc
+    return profiles
+
+
+def _strategies(config: SelectorConfig, path: str) -> dict[str, Weights]:
+    strategies = dict(DEFAULT_STRATEGIES)
+    for name, vector in config.strategies.items():
+        where = f"{path}.strategies.{name}"
+        for factor in vector:
+            if factor not in FACTORS:
+                raise ConfigError(
+                    f"{where}.{factor}", f"unknown factor; known: {', '.join(FACTORS)}"
+                )
+        try:
+            strategies[name] = Weights(**vector)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(where, str(exc)) from exc
+    return strategies

@@ -10,7 +10,7 @@ Ranking is deterministic, for explanations.  Choosing is where randomness enters
 comes only from the ``random.Random`` the caller passes, so a seeded run replays exactly.
 
 **Reservations.**  ``choose`` also counts its own decision as load on the chosen operation
-until the matching call start arrives (or ``reservation_ttl_s`` passes, for a choice that
+until the matching call start arrives (or ``reservation_ttl`` passes, for a choice that
 was never executed).  Observations reach the actor by cast, and so may arrive late.  Without
 reservations, every request decided before the chosen tool's start is heard of sees the
 same "idle" tool and goes there too: Mitzenmacher's herding on stale load information.  The
@@ -142,11 +142,11 @@ class SelectorState:
         return found
 
     def reserved(self, tool_type: str, operation: str, now: float) -> int:
-        """Choices of this operation made in the last ``reservation_ttl_s`` not yet started."""
+        """Choices of this operation made in the last ``reservation_ttl`` not yet started."""
         stamps = self._reserved.get((tool_type, operation))
         if not stamps:
             return 0
-        return len(stamps) - bisect.bisect_left(stamps, now - self._settings.reservation_ttl_s)
+        return len(stamps) - bisect.bisect_left(stamps, now - self._settings.reservation_ttl)
 
     def holds_reservations(self, tool_type: str, operation: str) -> bool:
         """Whether any reservation of the operation is held, live or not yet swept."""
@@ -158,7 +158,7 @@ class SelectorState:
 
     def _expire(self, key: Candidate, now: float) -> list[float]:
         stamps = self._reserved.setdefault(key, [])
-        del stamps[: bisect.bisect_left(stamps, now - self._settings.reservation_ttl_s)]
+        del stamps[: bisect.bisect_left(stamps, now - self._settings.reservation_ttl)]
         return stamps
 
     # -- observations --------------------------------------------------------------------
@@ -270,14 +270,14 @@ class SelectorState:
         chosen = choose_among(
             ranked,
             lambda r: float(r.evidence["load_cost"]),
-            self._settings.near_top_margin,
+            self._settings.herd_margin,
             rng,
             self._settings.choices,
         )
         probe = self._explore(intent_name(intent), ranked, chosen, now)
         if probe is not None:
             chosen = probe
-        if reserve and self._settings.reservation_ttl_s > 0:
+        if reserve and self._settings.reservation_ttl > 0:
             bisect.insort(self._expire(chosen.candidate, now), now)
         return chosen, ranked
 
@@ -303,7 +303,7 @@ class SelectorState:
             lambda pair: self.stats(*pair),
             lambda pair: self._last_explored.get(pair, -math.inf),
             now,
-            settings.exploration_refresh_s,
+            settings.exploration_refresh,
             settings.exploration_max_error,
         )
         if probe is None:

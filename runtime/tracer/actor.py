@@ -7,7 +7,7 @@
 - With a batch window and no sinks, reports wake the tracer only ``batch_size`` at a time
   (the base actor's ``cast_batch``) and are observed as one batch; the mailbox bound
   counts reports.  With sinks (e.g. :class:`~runtime.tracer.otel.OtelBridge`) the batch
-  window is the actor's ``linger`` instead.
+  window batches wake-ups instead (the base actor's ``linger``).
 - Reads (:meth:`tracer_stats`, :meth:`records`, :meth:`export`) and :meth:`reset` are
   calls, served after every report cast before them, so nothing read is stale.  Records are built
   in the reader's task (many of them in a worker thread); an export is built, formatted
@@ -70,7 +70,7 @@ class TracerActor(Actor[TracerMessage]):
 
     def __init__(
         self,
-        capacity: int = DEFAULT_CAPACITY,
+        max_records: int = DEFAULT_CAPACITY,
         *,
         mailbox_size: int = 8192,
         redact_keys: Iterable[str] = DEFAULT_REDACT_KEYS,
@@ -78,22 +78,22 @@ class TracerActor(Actor[TracerMessage]):
         lazy_records: bool = True,
         sinks: Iterable[RecordSink] = (),
         name: str = "tracer",
-        linger: float = 0.0,
+        batch_window: float = 0.0,
         size_every: int = DEFAULT_SIZE_EVERY,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        """``linger`` > 0 (the configured ``batch_window``) batches reports; without sinks
+        """``batch_window`` > 0 batches reports; without sinks
         they wake the tracer ``batch_size`` at a time (the module docstring).
         ``size_every``: measure one result in this many per operation, estimate the
         others (see :mod:`runtime.tracer.sizing`); 1 measures every result."""
         sinks = tuple(sinks)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        batching = linger > 0 and not sinks
+        batching = batch_window > 0 and not sinks
         super().__init__(
             name,
             mailbox_size=mailbox_size,
-            linger=0.0 if batching else linger,
+            linger=0.0 if batching else batch_window,
             cast_batch=min(batch_size, mailbox_size) if batching else 1,
         )
         # Used in the callers' tasks (size_result), never by the actor task but for clear().
@@ -101,7 +101,7 @@ class TracerActor(Actor[TracerMessage]):
         # One call frame less on every traced call than the method below.
         self.size_result = self._sizer.size
         self._state = TracerState(
-            capacity,
+            max_records,
             redact_keys=redact_keys,
             relative_accuracy=relative_accuracy,
             lazy_records=lazy_records,
@@ -123,7 +123,7 @@ class TracerActor(Actor[TracerMessage]):
             mailbox_size=config.mailbox_size,
             redact_keys=config.redact_keys,
             sinks=sinks,
-            linger=config.batch_window,
+            batch_window=config.batch_window,
         )
 
     # -- CallObserver: never blocks, never raises -------------------------------------
