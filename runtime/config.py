@@ -19,12 +19,15 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 import yaml
 
 from runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runtime.cache.redis import RedisSettings
 
 __all__ = [
     "CacheConfig",
@@ -230,30 +233,27 @@ class RedisConfig:
 
     def __attrs_post_init__(self) -> None:
         # The tier's settings class owns the checks (url scheme, secret length, backoff
-        # order...), so they live in one place; only the key path is translated to this
-        # section's spelling.  Imported here, not at the top: config is the bottom layer
-        # and must load without the cache package.
-        from runtime.cache.redis import RedisSettings
-
+        # order...), so they live in one place: the settings the runtime will open the
+        # tier with are built now, and only the key path is translated to this section.
         try:
-            RedisSettings(
-                url=self.url,
-                key_prefix=self.key_prefix,
-                op_timeout_s=self.op_timeout,
-                connect_timeout_s=self.connect_timeout,
-                secret=self.secret,
-                failure_threshold=self.failure_threshold,
-                backoff_initial_s=self.backoff_initial,
-                backoff_max_s=self.backoff_max,
-                generation_cache_s=self.generation_cache,
-                max_connections=self.max_connections,
-                shared_flight=self.shared_flight,
-                lease_ttl_s=self.lease_ttl,
-                lease_poll_s=self.lease_poll,
-            )
+            self.settings()
         except ConfigError as exc:
             field = exc.path.rsplit(".", 1)[-1].removesuffix("_s")
             raise ConfigError(f"cache.redis.{field}", exc.problem) from None
+
+    def settings(self) -> RedisSettings:
+        """The Redis tier's settings for this section (the tier suffixes durations ``_s``)."""
+        # Imported here, not at the top: config is the bottom layer and must load
+        # without the cache package.
+        from runtime.cache.redis import RedisSettings
+
+        values = {field.name: getattr(self, field.name) for field in attrs.fields(RedisConfig)}
+        return RedisSettings(**{_REDIS_SETTING.get(k, k): v for k, v in values.items()})
+
+
+_REDIS_DURATIONS = ("op_timeout", "connect_timeout", "backoff_initial", "backoff_max")
+_REDIS_SETTING = {key: f"{key}_s" for key in (*_REDIS_DURATIONS, "generation_cache")}
+_REDIS_SETTING.update(lease_ttl="lease_ttl_s", lease_poll="lease_poll_s")
 
 
 @attrs.frozen(slots=True)

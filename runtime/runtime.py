@@ -460,18 +460,4 @@ async def _open_cache(
 
 def redis_settings(config: RedisConfig) -> RedisSettings:
     """The Redis tier's settings from the ``cache.redis`` config section."""
-    return RedisSettings(
-        url=config.url,
-        key_prefix=config.key_prefix,
-        op_timeout_s=config.op_timeout,
-        connect_timeout_s=config.connect_timeout,
-        secret=config.secret,
-        failure_threshold=config.failure_threshold,
-        backoff_initial_s=config.backoff_initial,
-        backoff_max_s=config.backoff_max,
-        generation_cache_s=config.generation_cache,
-        max_connections=config.max_connections,
-        shared_flight=config.shared_flight,
-        lease_ttl_s=config.lease_ttl,
-        lease_poll_s=config.lease_poll,
-    )
+    return config.settings()
