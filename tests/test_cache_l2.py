@@ -108,7 +108,7 @@ async def replica(
     async with open_runtime(tools.registry, l2_config(server, **redis)) as rt:
         assert rt.cache is not None
         assert rt._cache.l2 is not None
-        yield rt, tools, rt.cache
+        yield rt, tools, rt._cache
 
 
 def cache_key(rt: Runtime, tool: str, op: str, params: Mapping[str, Any], ctx: ToolContext) -> Any:
