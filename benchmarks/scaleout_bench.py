@@ -73,9 +73,10 @@ from _common import emit, parse_args
 from cache_replica import Fleet
 from redis_server import RedisServer
 
-from runtime import ToolContext, ToolRegistry, open_runtime
+from runtime import ToolContext, ToolRegistry, apply_preset, open_runtime
 from runtime.config import CacheConfig, RedisConfig, RuntimeConfig, TracerConfig
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops.preset import OPS_PRESET
 
 WORKERS = 4
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +161,10 @@ async def run_worker(job: dict[str, Any]) -> dict[str, Any]:
         if job["redis_url"]
         else None
     )
-    config = RuntimeConfig(cache=CacheConfig(redis=redis), tracer=TracerConfig(enabled=False))
+    config = apply_preset(
+        RuntimeConfig(cache=CacheConfig(redis=redis), tracer=TracerConfig(enabled=False)),
+        OPS_PRESET,
+    )
     db = await OpsDatabase.open(job["db_path"])
     registry = ToolRegistry()
     register_ops_tools(registry, db)

@@ -12,7 +12,8 @@ Commands:
 * ``mcp`` -- serve the tools over MCP, stdio or streamable HTTP (``runtime.mcp.command``).
 
 Settings come from the configuration (``--config PATH``, else the defaults in code, which
-``config/runtime.yaml`` mirrors); flags override them for one run.
+``config/runtime.yaml`` mirrors), read with the ops suite's schema and preset
+(:func:`runtime.ops.config.load_ops_config`); flags override them for one run.
 
 Exit codes: 0 success, 2 usage error (argparse's convention: a bad flag or value), 1 the
 command itself failed -- an invalid config file, an unwritable database path -- reported
@@ -29,15 +30,9 @@ from typing import Any
 
 import attrs
 
-from runtime.config import (
-    MAX_CALLERS,
-    MAX_QUESTIONS,
-    MAX_SEED,
-    RuntimeConfig,
-    config_to_dict,
-    load_config,
-)
+from runtime.config import MAX_CALLERS, MAX_QUESTIONS, MAX_SEED, config_to_dict
 from runtime.errors import RuntimeFault
+from runtime.ops.config import OpsRuntimeConfig, load_ops_config
 from runtime.ops.generate import MAX_CIS, MAX_DAYS, MIN_CIS
 from runtime.report.cli import add_traces_parser, run_traces
 
@@ -181,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> RuntimeConfig:
-    config = load_config(args.config)
+def _config(args: argparse.Namespace) -> OpsRuntimeConfig:
+    config = load_ops_config(args.config)
     overrides = {
         "database": getattr(args, "db", None),
         "cis": getattr(args, "cis", None),

@@ -33,7 +33,7 @@ from runtime.errors import (
     UnknownComposition,
 )
 from runtime.executor import Executor, failure_exception
-from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
+from runtime.pipeline import Pipeline, PipelineResult, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
 from runtime.selector.actor import SelectorActor
@@ -379,7 +379,7 @@ async def open_runtime(
     # Not ours: a raising one must not fail the calls it watches (see GuardedObserver).
     observers = tuple(GuardedObserver(observer) for observer in observers)
     # Compile before starting anything: a bad composition is a ConfigError at start-up.
-    compositions = {**builtin_compositions(), **compile_compositions(config.compositions)}
+    compositions = compile_compositions(config.compositions)
     async with AsyncExitStack() as stack:
         actors: list[Actor[Any]] = []
         cache: ResultCacheService | None = None
