@@ -29,14 +29,10 @@ The database is built once into ``var/bench/`` (gitignored) and reused.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
 import attrs

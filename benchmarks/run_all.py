@@ -46,7 +46,6 @@ import attrs
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
 RESULTS = HERE / "results"
 REPORT = ROOT / "docs" / "benchmarks.md"
