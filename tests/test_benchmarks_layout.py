@@ -19,9 +19,9 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 def _path_edits(tree: ast.AST) -> list[int]:
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr == "path":
-            if isinstance(node.value, ast.Name) and node.value.id == "sys":
-                lines.append(node.lineno)
+        is_sys = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        if is_sys and node.attr == "path" and node.value.id == "sys":  # type: ignore[attr-defined]
+            lines.append(node.lineno)
     return lines
 
 
