@@ -325,6 +325,8 @@ def test_not_run_marker_excludes_a_block() -> None:
 
 
 def _run_all() -> Any:
+    """benchmarks/run_all.py as a module, its parts imported as a script's would be (from
+    its own directory, put first on the path only while it loads)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
@@ -332,7 +334,11 @@ def _run_all() -> Any:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("run_all", module)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
     return module
 
 
