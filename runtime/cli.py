@@ -125,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database_flags(seed)
 
+    _add_demo_parser(commands, common)
+
+    commands.add_parser(
+        "config",
+        parents=[common],
+        help="print the effective configuration as YAML",
+        description="Print the configuration (the file given, over the defaults) as YAML.",
+    )
+    add_traces_parser(commands, common)
+
+    from runtime.mcp.command import add_parser as add_mcp_parser
+
+    add_mcp_parser(commands, [common], _add_database_flags, _non_empty)
+    return parser
+
+
+def _add_demo_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -161,19 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     session.add_argument(
         "--tenant", type=_non_empty, metavar="NAME", help="tenant the session asks as"
     )
-
-    commands.add_parser(
-        "config",
-        parents=[common],
-        help="print the effective configuration as YAML",
-        description="Print the configuration (the file given, over the defaults) as YAML.",
-    )
-    add_traces_parser(commands, common)
-
-    from runtime.mcp.command import add_parser as add_mcp_parser
-
-    add_mcp_parser(commands, [common], _add_database_flags, _non_empty)
-    return parser
 
 
 def _config(args: argparse.Namespace) -> OpsRuntimeConfig:

@@ -396,6 +396,65 @@ class ResultPresent:
         return (self.step in state) == self.present
 
 
+@st.composite
+def _one_step(
+    draw: st.DrawFn,
+    step_name: str,
+    earlier: tuple[str, ...],
+    *,
+    pairs: Sequence[Candidate],
+    params: Callable[[str, str, str], st.SearchStrategy[Mapping[str, Any]]] | None,
+    policies: Sequence[OnError],
+    conditions: bool,
+    timeouts: Sequence[float | None],
+    max_retries: int,
+    backoff_bases: Sequence[float],
+    is_fallback: bool = False,
+) -> Step:
+    """One step of :func:`compositions` (its fallback drawn the same way, one level deep)."""
+    tool, operation = draw(st.sampled_from(pairs))
+    if params is None:
+        step_params: Mapping[str, Any] = {"step": step_name}
+    else:
+        step_params = draw(params(tool, operation, step_name))
+    if is_fallback:
+        on_error: OnError = draw(st.sampled_from(("fail_fast", "skip")))
+    else:
+        on_error = draw(st.sampled_from(list(policies)))
+    fallback = None
+    if on_error == "fallback":
+        fallback = draw(
+            _one_step(
+                f"{step_name}_fallback",
+                (),
+                pairs=pairs,
+                params=params,
+                policies=policies,
+                conditions=conditions,
+                timeouts=timeouts,
+                max_retries=max_retries,
+                backoff_bases=backoff_bases,
+                is_fallback=True,
+            )
+        )
+    condition = None
+    if conditions and earlier and not is_fallback and draw(st.booleans()):
+        condition = ResultPresent(draw(st.sampled_from(earlier)), draw(st.booleans()))
+    base = draw(st.sampled_from(list(backoff_bases)))
+    return Step(
+        step_name,
+        tool,
+        operation,
+        step_params,
+        on_error=on_error,
+        fallback=fallback,
+        timeout=draw(st.sampled_from(list(timeouts))),
+        retries=draw(st.integers(0, max_retries)),
+        backoff=Backoff(base=base, factor=2.0, max=max(base, 1.0), jitter=0.0),
+        condition=condition,
+    )
+
+
 def compositions(
     operations: Iterable[Candidate] | ToolRegistry,
     *,
@@ -430,38 +489,16 @@ def compositions(
     if not policies:
         raise ValueError("compositions needs at least one error policy")
 
-    @st.composite
-    def one_step(
-        draw: st.DrawFn, step_name: str, earlier: tuple[str, ...], *, is_fallback: bool = False
-    ) -> Step:
-        tool, operation = draw(st.sampled_from(pairs))
-        if params is None:
-            step_params: Mapping[str, Any] = {"step": step_name}
-        else:
-            step_params = draw(params(tool, operation, step_name))
-        if is_fallback:
-            on_error: OnError = draw(st.sampled_from(("fail_fast", "skip")))
-        else:
-            on_error = draw(st.sampled_from(list(policies)))
-        fallback = None
-        if on_error == "fallback":
-            fallback = draw(one_step(f"{step_name}_fallback", (), is_fallback=True))
-        condition = None
-        if conditions and earlier and not is_fallback and draw(st.booleans()):
-            condition = ResultPresent(draw(st.sampled_from(earlier)), draw(st.booleans()))
-        base = draw(st.sampled_from(list(backoff_bases)))
-        return Step(
-            step_name,
-            tool,
-            operation,
-            step_params,
-            on_error=on_error,
-            fallback=fallback,
-            timeout=draw(st.sampled_from(list(timeouts))),
-            retries=draw(st.integers(0, max_retries)),
-            backoff=Backoff(base=base, factor=2.0, max=max(base, 1.0), jitter=0.0),
-            condition=condition,
-        )
+    one_step = partial(
+        _one_step,
+        pairs=pairs,
+        params=params,
+        policies=list(policies),
+        conditions=conditions,
+        timeouts=list(timeouts),
+        max_retries=max_retries,
+        backoff_bases=list(backoff_bases),
+    )
 
     @st.composite
     def build(draw: st.DrawFn) -> Pipeline:
