@@ -2,18 +2,42 @@
 
 Every benchmark prints exactly one JSON object as the last line of stdout, with every
 figure named, so ``run_all.py`` and humans read the same thing.
+
+Run a benchmark as ``python benchmarks/<name>.py [--quick]`` from the repository root.
+Python puts the script's own directory first on ``sys.path``, so the scripts import their
+siblings (``from _common import emit``) as plain modules and ``runtime`` from the installed
+package: nothing edits ``sys.path``.  :func:`tests_module` loads a helper of the test suite
+(a Redis server, replica processes) by its file path.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+
+def tests_module(name: str) -> ModuleType:
+    """The test suite's helper module ``tests/<name>.py``, loaded once by its file path."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TESTS / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no test helper {name!r} in {TESTS}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it: dataclasses and attrs look it up
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(description: str | None, argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,16 +13,10 @@ the figures are per-request microseconds and the ratios ours / floor (goal <= 1.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from _common import emit, parse_args
 
 from runtime.actor import Actor, ReplySlot

@@ -41,9 +41,8 @@ from typing import Any
 import anyio
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
-from benchmarks._common import emit  # noqa: E402
+from _common import emit  # noqa: E402
 
 KEYS = 2_000
 SKEW = 1.1

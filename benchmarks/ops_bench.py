@@ -29,14 +29,10 @@ The database is built once into ``var/bench/`` (gitignored) and reused.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
 import attrs
@@ -54,6 +50,7 @@ from runtime.demo import (
     zipf_sample,
 )
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops.config import ops_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLERS = 16
@@ -85,7 +82,7 @@ async def run_workload(
 async def measure(path: Path, *, calls: int, skew: float, rounds: int) -> dict[str, Any]:
     db = await OpsDatabase.open(path)
     try:
-        cached = RuntimeConfig()
+        cached = ops_defaults()
         uncached = attrs.evolve(cached, cache=attrs.evolve(cached.cache, enabled=False))
         ctx = ToolContext(tenant_id="bench")
 
@@ -138,7 +135,7 @@ async def measure(path: Path, *, calls: int, skew: float, rounds: int) -> dict[s
 
 def main() -> None:
     args = parse_args(__doc__)
-    defaults = RuntimeConfig().ops
+    defaults = ops_defaults().ops
     # --quick runs fewer rounds of the *same* workload: the goal is set for the default
     # estate and call count (a smaller estate answers uncached calls faster, and fewer
     # calls leave the cold start a bigger share), so a smaller run would measure another

@@ -32,17 +32,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from _common import emit, parse_args
 
 from runtime.calls import CallReport, IdGenerator

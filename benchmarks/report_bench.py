@@ -19,11 +19,7 @@ tool calls, parallel steps side by side).  Measured, best of N:
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import best_of, emit, parse_args, timed
 

@@ -64,19 +64,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
 import anyio
-from _common import emit, parse_args
-from cache_replica import Fleet
-from redis_server import RedisServer
+from _common import emit, parse_args, tests_module
 
-from runtime import ToolContext, ToolRegistry, open_runtime
+from runtime import ToolContext, ToolRegistry, apply_preset, open_runtime
 from runtime.config import CacheConfig, RedisConfig, RuntimeConfig, TracerConfig
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops.preset import OPS_PRESET
 
+Fleet = tests_module("cache_replica").Fleet
+RedisServer = tests_module("redis_server").RedisServer
 WORKERS = 4
 ROOT = Path(__file__).resolve().parent.parent
 STAMPEDE_CALLERS = 50
@@ -160,7 +157,10 @@ async def run_worker(job: dict[str, Any]) -> dict[str, Any]:
         if job["redis_url"]
         else None
     )
-    config = RuntimeConfig(cache=CacheConfig(redis=redis), tracer=TracerConfig(enabled=False))
+    config = apply_preset(
+        RuntimeConfig(cache=CacheConfig(redis=redis), tracer=TracerConfig(enabled=False)),
+        OPS_PRESET,
+    )
     db = await OpsDatabase.open(job["db_path"])
     registry = ToolRegistry()
     register_ops_tools(registry, db)

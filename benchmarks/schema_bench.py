@@ -16,14 +16,9 @@ path stay fast):
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 import timeit
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
 from _common import emit, parse_args

@@ -49,16 +49,12 @@ import json
 import math
 import random
 import statistics
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import attrs
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runtime.selector import SelectorSettings, SelectorState, ToolProfile
 from runtime.selector.observations import ObservationSettings

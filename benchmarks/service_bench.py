@@ -36,9 +36,9 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import emit, parse_args  # noqa: E402
+from _common import emit, parse_args  # noqa: E402
+
 from runtime.ops import ensure_database  # noqa: E402
 
 APP = ROOT / "docs" / "examples" / "asgi_app.py"

@@ -51,9 +51,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import anyio
 from _common import emit, parse_args
 
@@ -64,10 +61,10 @@ from runtime import (
     ToolExecutionError,
     ToolRegistry,
     ToolTimeout,
-    config_from_dict,
     open_runtime,
 )
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops.config import ops_config_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = ROOT / "var" / "bench" / "soak-cmdb.sqlite"
@@ -278,7 +275,7 @@ async def soak(seconds: float, seed: int) -> dict[str, Any]:
     started = time.monotonic()
     rss_start = rss_bytes()
     try:
-        async with open_runtime(registry, config_from_dict(CONFIG)) as rt:
+        async with open_runtime(registry, ops_config_from_dict(CONFIG)) as rt:
             run = Soak(rt, flaky, seed)
 
             async def sample_memory() -> None:

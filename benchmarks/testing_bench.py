@@ -25,14 +25,9 @@ Figures (goals from issue 23):
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, ClassVar
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
 from _common import run_measurements

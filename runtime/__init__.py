@@ -1,4 +1,5 @@
-"""runtime: an actor-style concurrent runtime for an operations assistant's tools.
+"""runtime: an actor-style concurrent runtime for tools (the reference
+operations-assistant suite and its preset live in ``runtime.ops``).
 
 The public surface is what this module re-exports; everything else is private.
 """
@@ -29,12 +30,12 @@ from runtime.pipeline import (
     State,
     Step,
     StepOutcome,
-    builtin_compositions,
     compile_composition,
     run_pipeline,
 )
+from runtime.preset import Preset, apply_preset
 from runtime.runtime import BestResult, Runtime, RuntimeHealth, open_runtime
-from runtime.tools import Tool, ToolContext, ToolRegistry, ToolResult, ToolSpec, ToolType
+from runtime.tools import Tool, ToolContext, ToolRegistry, ToolResult, ToolSpec
 
 __all__ = [
     "Actor",
@@ -50,6 +51,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "PipelineResult",
+    "Preset",
     "Runtime",
     "RuntimeClosed",
     "RuntimeConfig",
@@ -66,11 +68,10 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "ToolTimeout",
-    "ToolType",
     "UnknownComposition",
     "UnknownIntent",
     "UnknownStrategy",
-    "builtin_compositions",
+    "apply_preset",
     "compile_composition",
     "config_from_dict",
     "config_to_dict",

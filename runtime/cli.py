@@ -12,7 +12,8 @@ Commands:
 * ``mcp`` -- serve the tools over MCP, stdio or streamable HTTP (``runtime.mcp.command``).
 
 Settings come from the configuration (``--config PATH``, else the defaults in code, which
-``config/runtime.yaml`` mirrors); flags override them for one run.
+``config/runtime.yaml`` mirrors), read with the ops suite's schema and preset
+(:func:`runtime.ops.config.load_ops_config`); flags override them for one run.
 
 Exit codes: 0 success, 2 usage error (argparse's convention: a bad flag or value), 1 the
 command itself failed -- an invalid config file, an unwritable database path -- reported
@@ -29,15 +30,9 @@ from typing import Any
 
 import attrs
 
-from runtime.config import (
-    MAX_CALLERS,
-    MAX_QUESTIONS,
-    MAX_SEED,
-    RuntimeConfig,
-    config_to_dict,
-    load_config,
-)
+from runtime.config import MAX_CALLERS, MAX_QUESTIONS, MAX_SEED, config_to_dict
 from runtime.errors import RuntimeFault
+from runtime.ops.config import OpsRuntimeConfig, load_ops_config
 from runtime.ops.generate import MAX_CIS, MAX_DAYS, MIN_CIS
 from runtime.report.cli import add_traces_parser, run_traces
 
@@ -130,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database_flags(seed)
 
+    _add_demo_parser(commands, common)
+
+    commands.add_parser(
+        "config",
+        parents=[common],
+        help="print the effective configuration as YAML",
+        description="Print the configuration (the file given, over the defaults) as YAML.",
+    )
+    add_traces_parser(commands, common)
+
+    from runtime.mcp.command import add_parser as add_mcp_parser
+
+    add_mcp_parser(commands, [common], _add_database_flags, _non_empty)
+    return parser
+
+
+def _add_demo_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -167,22 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tenant", type=_non_empty, metavar="NAME", help="tenant the session asks as"
     )
 
-    commands.add_parser(
-        "config",
-        parents=[common],
-        help="print the effective configuration as YAML",
-        description="Print the configuration (the file given, over the defaults) as YAML.",
-    )
-    add_traces_parser(commands, common)
 
-    from runtime.mcp.command import add_parser as add_mcp_parser
-
-    add_mcp_parser(commands, [common], _add_database_flags, _non_empty)
-    return parser
-
-
-def _config(args: argparse.Namespace) -> RuntimeConfig:
-    config = load_config(args.config)
+def _config(args: argparse.Namespace) -> OpsRuntimeConfig:
+    config = load_ops_config(args.config)
     overrides = {
         "database": getattr(args, "db", None),
         "cis": getattr(args, "cis", None),

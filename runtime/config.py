@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CacheConfig",
+    "Check",
     "ExecutorConfig",
     "McpConfig",
     "McpServerConfig",
-    "OpsConfig",
     "PipelineConfig",
     "RedisConfig",
     "RuntimeConfig",
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+C = TypeVar("C", bound="RuntimeConfig")
 
 
 class _Check:
@@ -58,6 +59,11 @@ class _Check:
     def __init__(self, describe: str, test: typing.Callable[[Any], bool]) -> None:
         self.describe = describe
         self.test = test
+
+
+Check = _Check
+"""``Annotated[int, Check("at least 8", lambda v: v >= 8)]``: a checked value in a section
+defined outside this module (an application's own sections, such as ``runtime.ops``')."""
 
 
 class _DurationMarker:
@@ -94,20 +100,6 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "private_key",
 )
 """Param-name fragments whose values traces redact (``runtime.tracer.redact``)."""
-
-# The sample CMDB generator's limits (runtime.ops.generate MIN_CIS, MAX_DAYS), repeated
-# because config is the bottom layer and loads without the ops package; a test keeps them
-# equal.  Checked here so a bad ops.cis / ops.days is named by its key path at load time,
-# not reported later by the generator without one.
-_MIN_CIS = 8
-_MAX_CIS = 50_000
-_MAX_DAYS = 30
-CiCount = Annotated[
-    PosInt,
-    _Check(f"at least {_MIN_CIS}", lambda v: v >= _MIN_CIS),
-    _Check(f"at most {_MAX_CIS:,}", lambda v: v <= _MAX_CIS),
-]
-HistoryDays = Annotated[PosInt, _Check(f"at most {_MAX_DAYS}", lambda v: v <= _MAX_DAYS)]
 
 
 def _at_most(high: int) -> _Check:
@@ -179,26 +171,6 @@ def _format_duration(seconds: float) -> str | float:
 
 # -- the schema ---------------------------------------------------------------------
 
-_ORIGINAL_TTLS: dict[str, dict[str, float]] = {
-    "CI": {"search": 300.0, "get": 600.0, "aggregate": 300.0},
-    "METRIC": {"aggregate": 180.0, "series": 120.0},
-    "GRAPH": {"expand": 600.0, "path": 600.0},
-    "HISTORY": {"event_log": 120.0},
-    "CEP": {"simulate": 0.0},
-}
-
-
-def _merge_ttls(overrides: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """The original TTL table with ``overrides`` laid over it, entry by entry.
-
-    Merging rather than replacing means that configuring one TTL never silently drops
-    the others -- in particular CEP.simulate's 0, which keeps a side effect uncached.
-    """
-    merged = {tool: dict(ops) for tool, ops in _ORIGINAL_TTLS.items()}
-    for tool, ops in overrides.items():
-        merged.setdefault(tool, {}).update(ops)
-    return merged
-
 
 @attrs.frozen(slots=True)
 class ExecutorConfig:
@@ -269,9 +241,7 @@ class CacheConfig:
     max_bytes: ByteCount = 64 * 1024 * 1024
     policy: Literal["tinylfu", "lru"] = "tinylfu"
     default_ttl: Seconds = 300.0
-    ttl: dict[str, dict[str, Seconds]] = attrs.field(
-        factory=lambda: _merge_ttls({}), converter=_merge_ttls
-    )
+    ttl: dict[str, dict[str, Seconds]] = attrs.field(factory=dict)
     volatile_params: tuple[str, ...] = ("request_id", "trace_id")
     redis: RedisConfig | None = None
 
@@ -361,33 +331,6 @@ class PipelineConfig:
     max_concurrency: PosInt = 16
 
 
-@attrs.frozen(slots=True)
-class OpsConfig:
-    """The reference ops tool suite, its embedded SQLite CMDB, and the demo session.
-
-    ``database``, ``cis``, ``days`` and ``seed`` say which sample CMDB to use; the demo
-    (``python -m runtime demo``) builds it there when it is absent or was built with other
-    sizes.  The sizes default to the generator's own (``runtime.ops`` DEFAULT_CIS,
-    DEFAULT_DAYS, DEFAULT_SEED), so the CLI and the library describe the same estate.
-
-    The ``demo_*`` settings shape the scripted operator session: the tenant it asks as,
-    how many repeated questions it replays after the scripted ones, the Zipf exponent of
-    their popularity (operators ask about the same few things far more often than the
-    rest -- that skew is what the cache earns its keep on) and how many operators ask
-    at once.
-    """
-
-    database: NonEmptyStr = "var/cmdb.sqlite"
-    cis: CiCount = 500
-    days: HistoryDays = 7
-    seed: Seed = 42
-    # A tenant is part of every cache key; ToolContext refuses a blank one.
-    demo_tenant: NonEmptyStr = "ops-demo"
-    demo_questions: QuestionCount = 2000
-    demo_skew: NonNegFloat = 1.1
-    demo_callers: CallerCount = 8
-
-
 Port = Annotated[int, _Check("a TCP port (1-65535)", lambda v: 1 <= v <= 65535)]
 
 
@@ -454,7 +397,6 @@ class RuntimeConfig:
     selector: SelectorConfig = attrs.field(factory=SelectorConfig)
     pipeline: PipelineConfig = attrs.field(factory=PipelineConfig)
     compositions: dict[str, Any] = attrs.field(factory=dict)
-    ops: OpsConfig = attrs.field(factory=OpsConfig)
     mcp: McpConfig = attrs.field(factory=McpConfig)
     mcp_servers: dict[str, McpServerConfig] = attrs.field(factory=dict)
 
@@ -577,13 +519,18 @@ def _structure_attrs(cls: type[T], value: Any, path: str) -> T:
     return result
 
 
-def config_from_dict(data: Mapping[str, Any] | None) -> RuntimeConfig:
+def config_from_dict(
+    data: Mapping[str, Any] | None,
+    schema: type[C] = RuntimeConfig,  # type: ignore[assignment]
+) -> C:
     """Build a validated :class:`RuntimeConfig`; missing keys take their defaults.
 
     Also checks what the runtime checks when it starts (selector strategies and intents,
     compositions), so every mistake is a ``ConfigError`` with its key path here.
+    ``schema`` may be a subclass of :class:`RuntimeConfig` with sections of its own
+    (``runtime.ops.config.OpsRuntimeConfig`` adds ``ops:``).
     """
-    config = _structure_attrs(RuntimeConfig, data, "")
+    config = _structure_attrs(schema, data, "")
     _check_as_at_start(config)
     return config
 
@@ -597,10 +544,14 @@ def _check_as_at_start(config: RuntimeConfig) -> None:
     compile_compositions(config.compositions)
 
 
-def load_config(path: str | Path | None = None) -> RuntimeConfig:
-    """Read a YAML file into a :class:`RuntimeConfig`; ``None`` gives the defaults."""
+def load_config(
+    path: str | Path | None = None,
+    schema: type[C] = RuntimeConfig,  # type: ignore[assignment]
+) -> C:
+    """Read a YAML file into a :class:`RuntimeConfig` (or ``schema``, a subclass of it);
+    ``None`` gives the defaults."""
     if path is None:
-        return RuntimeConfig()
+        return schema()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -611,7 +562,7 @@ def load_config(path: str | Path | None = None) -> RuntimeConfig:
         raise ConfigError("", _yaml_problem(path, exc)) from exc
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError("", f"{path} must hold a mapping at the top, got {type(data).__name__}")
-    return config_from_dict(data)
+    return config_from_dict(data, schema)
 
 
 def _yaml_problem(path: str | Path, exc: yaml.YAMLError) -> str:

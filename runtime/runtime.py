@@ -34,7 +34,7 @@ from runtime.errors import (
 )
 from runtime.executor import Executor, data_or_raise, failure_exception
 from runtime.handles import CacheHandle, SelectorHandle, TracerHandle
-from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
+from runtime.pipeline import Pipeline, PipelineResult, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, Weights
 from runtime.selector.actor import SelectorActor
@@ -406,7 +406,7 @@ async def open_runtime(
     # Not ours: a raising one must not fail the calls it watches (see GuardedObserver).
     observers = tuple(GuardedObserver(observer) for observer in observers)
     # Compile before starting anything: a bad composition is a ConfigError at start-up.
-    compositions = {**builtin_compositions(), **compile_compositions(config.compositions)}
+    compositions = compile_compositions(config.compositions)
     async with AsyncExitStack() as stack:
         cache = await _open_cache(stack, config, registry)
         tracer = TracerActor.from_config(config.tracer) if config.tracer.enabled else None

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from runtime import Parallel, Pipeline, Step, ToolContext, ToolRegistry, open_runtime
 from runtime.calls import CallReport
+from runtime.ops.config import ops_defaults
 from runtime.tracer.records import TraceRecord
 
 STATUSES = ("ok", "error", "timeout", "cancelled")
@@ -72,7 +73,7 @@ FAN_OUT = Pipeline(
 async def real_records(calls: int = 30) -> tuple[list[TraceRecord], Any]:
     """Records and the tracer's stats of a small session: calls (some cached, one
     failing) and two composition runs, one of which fails at a parallel step."""
-    async with open_runtime(registry()) as rt:
+    async with open_runtime(registry(), ops_defaults()) as rt:
         assert rt.tracer is not None
         ctx = ToolContext(tenant_id="acme")
         for i in range(calls):

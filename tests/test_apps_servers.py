@@ -30,6 +30,7 @@ import pytest
 
 from runtime import Runtime, ToolContext, ToolRegistry, open_runtime
 from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
+from runtime.ops.config import ops_defaults
 
 pytestmark = pytest.mark.anyio
 
@@ -156,7 +157,7 @@ async def direct_runtime(database: Path) -> AsyncIterator[Runtime]:
     try:
         registry = ToolRegistry()
         register_ops_tools(registry, db)
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             yield rt
     finally:
         db.close()

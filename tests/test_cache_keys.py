@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from runtime.cache import CacheKey, Uncacheable, make_key, volatile_keys
 from runtime.cache.keys import key_digest
-from runtime.tools import ToolType
+from runtime.ops.preset import ToolType
 
 scalars = (
     st.none()

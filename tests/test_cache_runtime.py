@@ -10,8 +10,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from runtime import ToolContext, ToolExecutionError, ToolRegistry, open_runtime
+from runtime import ToolContext, ToolExecutionError, ToolRegistry, apply_preset, open_runtime
 from runtime.config import CacheConfig, RuntimeConfig
+from runtime.ops.preset import OPS_PRESET
 from runtime.tools import ToolResult
 
 pytestmark = pytest.mark.anyio
@@ -283,7 +284,8 @@ async def test_cep_simulate_stays_uncached_even_with_a_configured_ttl() -> None:
 @pytest.mark.virtual_time
 async def test_entries_are_served_until_their_ttl_and_re_executed_after() -> None:
     tools = Tools()
-    config = RuntimeConfig(cache=CacheConfig(ttl={"CI": {"search": 60.0}, "METRIC": {}}))
+    given = RuntimeConfig(cache=CacheConfig(ttl={"CI": {"search": 60.0}, "METRIC": {}}))
+    config = apply_preset(given, OPS_PRESET)
     async with open_runtime(tools.registry, config) as rt:
         await rt.execute("CI", "search", {"q": "a"}, ACME)
         await anyio.sleep(59.9)
@@ -292,7 +294,7 @@ async def test_entries_are_served_until_their_ttl_and_re_executed_after() -> Non
         await anyio.sleep(0.2)
         await rt.execute("CI", "search", {"q": "a"}, ACME)
         assert tools.calls["search"] == 2
-        # METRIC.series keeps the original table's 2 minutes.
+        # METRIC.series keeps the ops preset's 2 minutes (the original table's).
         await rt.execute("METRIC", "series", {"ci_id": 1}, ACME)
         await anyio.sleep(119)
         await rt.execute("METRIC", "series", {"ci_id": 1}, ACME)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from runtime.cli import main
-from runtime.config import OpsConfig
 from runtime.ops import DEFAULT_CIS, DEFAULT_DAYS, DEFAULT_SEED, content_digest, ensure_database
+from runtime.ops.config import OpsConfig
 
 TINY = ["--cis", "40", "--days", "1"]
 ALL_TOOLS = {

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import main
-from runtime.config import MAX_QUESTIONS, OpsConfig, RuntimeConfig
+from runtime.config import MAX_QUESTIONS
 from runtime.demo.app import prepare_database
 from runtime.demo.console import progress_bar
 from runtime.ops import OpsDatabase, content_digest, ensure_database, existing_database
+from runtime.ops.config import OpsConfig, OpsRuntimeConfig
 from runtime.ops.generate import MAX_CIS
 
 NOT_A_CMDB = "some: yaml\nthat: matters\n"
@@ -59,7 +60,7 @@ def small_db(tmp_path: Path) -> tuple[Path, tuple[int, str]]:
 
 def test_the_demo_uses_a_users_smaller_database_as_it_is(tmp_path: Path) -> None:
     db, before = small_db(tmp_path)
-    config = RuntimeConfig(ops=OpsConfig(database=str(db)))  # default sizes: 500 CIs
+    config = OpsRuntimeConfig(ops=OpsConfig(database=str(db)))  # default sizes: 500 CIs
     summary = prepare_database(config)
     assert (summary.cis, summary.days, summary.seed, summary.built) == (12, 1, 3, False)
     assert (db.stat().st_ino, content_digest(db)) == before

@@ -19,17 +19,25 @@ from runtime.config import (
     parse_duration,
 )
 from runtime.errors import ConfigError
+from runtime.ops.config import load_ops_config, ops_config_from_dict, ops_defaults
 from runtime.selector.scoring import FACTORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_shipped_yaml_and_the_defaults_in_code_agree() -> None:
-    assert load_config(ROOT / "config" / "runtime.yaml") == RuntimeConfig()
+def test_the_shipped_yaml_and_the_ops_defaults_in_code_agree() -> None:
+    assert load_ops_config(ROOT / "config" / "runtime.yaml") == ops_defaults()
 
 
-def test_the_original_ttl_table_is_the_default_and_cep_is_never_cached() -> None:
+def test_the_core_has_no_ttl_table_every_operation_takes_the_default_ttl() -> None:
     cache = CacheConfig()
+    assert cache.ttl == {}
+    assert cache.ttl_for("CI", "search") == cache.ttl_for("ANY", "thing") == 300
+    assert RuntimeConfig().compositions == {}
+
+
+def test_the_original_ttl_table_is_the_ops_default_and_cep_is_never_cached() -> None:
+    cache = ops_defaults().cache
     assert cache.ttl_for("CI", "search") == 300
     assert cache.ttl_for("CI", "get") == 600
     assert cache.ttl_for("METRIC", "series") == 120
@@ -38,7 +46,7 @@ def test_the_original_ttl_table_is_the_default_and_cep_is_never_cached() -> None
 
 
 def test_overriding_one_ttl_keeps_the_others() -> None:
-    config = config_from_dict({"cache": {"ttl": {"METRIC": {"series": "500ms"}}}})
+    config = ops_config_from_dict({"cache": {"ttl": {"METRIC": {"series": "500ms"}}}})
     assert config.cache.ttl_for("METRIC", "series") == 0.5
     assert config.cache.ttl_for("METRIC", "aggregate") == 180
     assert config.cache.ttl_for("CEP", "simulate") == 0

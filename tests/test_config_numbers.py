@@ -14,6 +14,7 @@ import pytest
 from runtime.cli import main
 from runtime.config import config_from_dict, parse_duration
 from runtime.errors import ConfigError
+from runtime.ops.config import OpsRuntimeConfig
 
 HUGE = 10**400
 
@@ -30,7 +31,7 @@ HUGE = 10**400
 )
 def test_a_huge_integer_is_a_config_error_naming_the_key(document: Any, path: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        config_from_dict(document)
+        config_from_dict(document, OpsRuntimeConfig)  # the ops: section is the ops schema's
     assert caught.value.path == path
     assert "finite" in caught.value.problem
 

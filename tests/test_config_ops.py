@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from runtime.config import OpsConfig, config_from_dict
+from runtime.config import config_from_dict
 from runtime.errors import ConfigError
+from runtime.ops.config import OpsConfig, ops_config_from_dict
 from runtime.ops.generate import MAX_DAYS, MIN_CIS
 
 
@@ -32,12 +33,19 @@ def test_ops_values_the_cli_would_refuse_are_config_errors_naming_the_key(
     ops: dict[str, Any], path: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        config_from_dict({"ops": ops})
+        ops_config_from_dict({"ops": ops})
     assert caught.value.path == path
     assert problem in caught.value.problem
 
 
 def test_the_ops_bounds_are_the_generators() -> None:
-    at_the_bounds = config_from_dict({"ops": {"cis": MIN_CIS, "days": MAX_DAYS}})
+    at_the_bounds = ops_config_from_dict({"ops": {"cis": MIN_CIS, "days": MAX_DAYS}})
     assert (at_the_bounds.ops.cis, at_the_bounds.ops.days) == (MIN_CIS, MAX_DAYS)
-    assert config_from_dict({"ops": {"days": 1}}).ops == OpsConfig(days=1)
+    assert ops_config_from_dict({"ops": {"days": 1}}).ops == OpsConfig(days=1)
+
+
+def test_the_core_schema_has_no_ops_section() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({"ops": {"days": 1}})
+    assert caught.value.path == "ops"
+    assert "unknown key" in caught.value.problem

@@ -26,6 +26,7 @@ from runtime.config import (
     parse_duration,
 )
 from runtime.errors import ConfigError
+from runtime.ops.config import OpsRuntimeConfig
 from runtime.tools import ToolRegistry
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +60,7 @@ def test_config_from_dict_rejects_what_the_runtime_would(
     document: dict[str, Any], path: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        config_from_dict(document)
+        config_from_dict(document, OpsRuntimeConfig)  # the ops: section is the ops schema's
     assert caught.value.path == path
     assert problem in str(caught.value)
 

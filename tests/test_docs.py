@@ -32,7 +32,8 @@ import pytest
 import yaml
 
 import runtime
-from runtime import RuntimeConfig, config_from_dict, config_to_dict
+from runtime import config_from_dict, config_to_dict
+from runtime.ops.config import OpsRuntimeConfig
 from runtime.pipeline import compile_compositions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=True)
 
 
-def config_key_paths(cls: type = RuntimeConfig, prefix: str = "") -> list[str]:
+def config_key_paths(cls: type = OpsRuntimeConfig, prefix: str = "") -> list[str]:
     """Every key a configuration can set: attrs sections recursed, mappings as one key."""
     paths = []
     for name, hint in _hints(cls).items():
@@ -125,7 +126,7 @@ def config_key_paths(cls: type = RuntimeConfig, prefix: str = "") -> list[str]:
 
 def resolves(path: str) -> bool:
     """Whether ``path`` names a key, or (with ``<placeholders>``) a key inside a mapping."""
-    tp: Any = RuntimeConfig
+    tp: Any = OpsRuntimeConfig
     for segment in path.split("."):
         tp = _unwrap(tp)
         if tp is Any:
@@ -156,7 +157,7 @@ def reference_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
-def _every_section(cls: type = RuntimeConfig) -> dict[str, Any]:
+def _every_section(cls: type = OpsRuntimeConfig) -> dict[str, Any]:
     """Config data that turns every optional section on, with its defaults."""
     return {
         name: _every_section(_unwrap(hint))
@@ -168,8 +169,8 @@ def _every_section(cls: type = RuntimeConfig) -> dict[str, Any]:
 def default_of(path: str) -> Any:
     """The default at ``path``; inside an optional section, that section's own default."""
     for data in (
-        config_to_dict(RuntimeConfig()),
-        config_to_dict(config_from_dict(_every_section())),
+        config_to_dict(OpsRuntimeConfig()),
+        config_to_dict(config_from_dict(_every_section(), OpsRuntimeConfig)),
     ):
         value: Any = data
         for segment in path.split("."):
@@ -310,7 +311,7 @@ def config_examples() -> list[Any]:
 def test_config_example_is_valid(text: str) -> None:
     data = yaml.safe_load(text)
     assert isinstance(data, Mapping)
-    config = config_from_dict(data)
+    config = config_from_dict(data, OpsRuntimeConfig)
     compile_compositions(config.compositions)  # compiled at start-up, checked here too
 
 
@@ -324,6 +325,8 @@ def test_not_run_marker_excludes_a_block() -> None:
 
 
 def _run_all() -> Any:
+    """benchmarks/run_all.py as a module, its parts imported as a script's would be (from
+    its own directory, put first on the path only while it loads)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
@@ -331,7 +334,11 @@ def _run_all() -> Any:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("run_all", module)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
     return module
 
 

@@ -13,7 +13,8 @@ from runtime.calls import CURRENT_SPAN, CallReport, CallStart, IdGenerator
 from runtime.config import ExecutorConfig
 from runtime.errors import InvalidParams, ToolExecutionError, ToolNotFound, ToolTimeout
 from runtime.executor import YIELD_EVERY, Executor
-from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolType
+from runtime.ops.preset import ToolType
+from runtime.tools import ToolContext, ToolRegistry, ToolResult
 
 pytestmark = pytest.mark.anyio
 

@@ -21,6 +21,7 @@ from runtime import (
 )
 from runtime.config import CacheConfig, RedisConfig, RuntimeConfig
 from runtime.ops import PARAMS_SCHEMAS
+from runtime.ops.config import ops_defaults
 from runtime.runtime import Runtime
 
 __all__ = ["fixture_ops_db", "fixture_ops_db_path", "fixture_registry", "redis_server"]
@@ -94,7 +95,7 @@ async def test_invalid_params_are_rejected_before_any_cache_work(
     params: dict[str, Any], param: str
 ) -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, ops_defaults()) as rt:
         with pytest.raises(InvalidParams) as caught:
             await rt.execute("TICKET", "read", params, CTX)
         assert caught.value.param == param
@@ -116,7 +117,7 @@ async def test_invalid_params_are_rejected_before_any_cache_work(
 async def test_the_tool_gets_defaults_filled_in_and_a_fresh_dict() -> None:
     tools = Tools()
     params = {"id": 5}
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, ops_defaults()) as rt:
         assert await rt.execute("TICKET", "read", params, CTX) == {"id": 5, "fields": ["title"]}
     [(_, seen)] = tools.seen
     assert seen == {"id": 5, "fields": ["title"]}
@@ -126,7 +127,7 @@ async def test_the_tool_gets_defaults_filled_in_and_a_fresh_dict() -> None:
 async def test_a_tool_without_schema_gets_the_callers_params_untouched() -> None:
     tools = Tools()
     params = {"anything": object()}
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, ops_defaults()) as rt:
         await rt.execute("FREE", "echo", params, CTX)
     [(_, seen)] = tools.seen
     assert seen is params
@@ -134,7 +135,7 @@ async def test_a_tool_without_schema_gets_the_callers_params_untouched() -> None
 
 async def test_a_validator_alone_is_enforced_on_every_call() -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, ops_defaults()) as rt:
         with pytest.raises(InvalidParams, match="channel"):
             await rt.execute("NOTIFY", "send", {"text": "hi"}, CTX)
         assert await misses(rt) == 0
@@ -144,7 +145,7 @@ async def test_a_validator_alone_is_enforced_on_every_call() -> None:
 
 async def test_a_call_and_its_default_filled_twin_share_one_entry() -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, ops_defaults()) as rt:
         assert rt.cache is not None
         first = await rt.execute("CI", "search", SHORT, CTX)
         second = await rt.execute("CI", "search", LONG, CTX)
@@ -163,7 +164,7 @@ async def test_a_call_and_its_default_filled_twin_share_one_entry() -> None:
 
 
 async def test_ops_search_and_its_default_filled_twin_run_once(registry: ToolRegistry) -> None:
-    async with open_runtime(registry) as rt:
+    async with open_runtime(registry, ops_defaults()) as rt:
         assert rt.cache is not None
         first = await rt.execute("CI", "search", SHORT, CTX)
         second = await rt.execute("CI", "search", LONG, CTX)
@@ -175,7 +176,7 @@ async def test_ops_search_and_its_default_filled_twin_run_once(registry: ToolReg
 async def test_pipeline_steps_are_checked_before_the_tool_runs() -> None:
     tools = Tools()
     pipeline = Pipeline("p", [Step("a", "TICKET", "read", {"id": 1, "colour": "red"})])
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, ops_defaults()) as rt:
         with pytest.raises(PipelineError) as caught:
             await rt.compose(pipeline, {}, CTX)
         assert isinstance(caught.value.__cause__, InvalidParams)
@@ -197,7 +198,7 @@ async def test_execute_best_skips_candidates_whose_schema_rejects_the_params() -
         ran["search"] += 1
         return "search"
 
-    async with open_runtime(registry) as rt:
+    async with open_runtime(registry, ops_defaults()) as rt:
         for _ in range(3):
             best = await rt.execute_best("LOOKUP", {"keywords": ["db"]}, CTX)
             assert best.data == "search"

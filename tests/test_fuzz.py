@@ -45,7 +45,8 @@ from runtime import (
 )
 from runtime.config import RedisConfig
 from runtime.ops import PARAMS_SCHEMAS, OpsDatabase, build_database, register_ops_tools
-from runtime.selector.intents import DEFAULT_CANDIDATES
+from runtime.ops.config import ops_defaults
+from runtime.ops.preset import OPS_CANDIDATES
 from runtime.testing.strategies import params_from_schema
 
 pytestmark = pytest.mark.anyio
@@ -188,7 +189,7 @@ async def test_random_params_give_a_result_or_invalid_params(
 ) -> None:
     tool_type, operation, params = call
     with anyio.fail_after(10):
-        async with open_runtime(ops_registry) as rt:
+        async with open_runtime(ops_registry, ops_defaults()) as rt:
             result = await rt.execute_result(tool_type, operation, params, CTX)
             if not result.success:
                 assert isinstance(result.exception, InvalidParams), (result.error_type, result)
@@ -203,15 +204,15 @@ async def test_params_that_are_not_a_mapping_are_a_type_error(
     ops_registry: ToolRegistry, params: Any
 ) -> None:
     # A programming error, not bad input: the HTTP example rejects such bodies with 400.
-    async with open_runtime(ops_registry) as rt:
+    async with open_runtime(ops_registry, ops_defaults()) as rt:
         with pytest.raises(TypeError, match="must be a mapping"):
             await rt.execute("CI", "get", params, CTX)
 
 
 intents = st.one_of(
-    st.sampled_from(sorted(DEFAULT_CANDIDATES)),
-    st.sampled_from(sorted(DEFAULT_CANDIDATES)).map(str.lower),
-    st.sampled_from(sorted(DEFAULT_CANDIDATES)).map(lambda s: f" {s}"),
+    st.sampled_from(sorted(OPS_CANDIDATES)),
+    st.sampled_from(sorted(OPS_CANDIDATES)).map(str.lower),
+    st.sampled_from(sorted(OPS_CANDIDATES)).map(lambda s: f" {s}"),
     st.text(min_size=1, max_size=12),
     st.sampled_from(HOSTILE_STRINGS[1:]),
 )
@@ -224,8 +225,8 @@ async def test_random_intents_give_unknown_intent_or_an_answer(
 ) -> None:
     params = call[2]
     with anyio.fail_after(10):
-        async with open_runtime(ops_registry) as rt:
-            if intent not in DEFAULT_CANDIDATES:
+        async with open_runtime(ops_registry, ops_defaults()) as rt:
+            if intent not in OPS_CANDIDATES:
                 with pytest.raises(UnknownIntent) as unknown:
                     await rt.select(intent)
                 assert unknown.value.intent == intent
@@ -233,14 +234,14 @@ async def test_random_intents_give_unknown_intent_or_an_answer(
                     await rt.execute_best(intent, params, CTX)
                 return
             ranking = await rt.select(intent)
-            assert {r.candidate for r in ranking} == set(DEFAULT_CANDIDATES[intent])
+            assert {r.candidate for r in ranking} == set(OPS_CANDIDATES[intent])
             failed: AllCandidatesFailed | None = None
             try:
                 best = await rt.execute_best(intent, params, CTX)
             except AllCandidatesFailed as exc:
                 failed = exc
             if failed is None:
-                assert (best.tool_type, best.operation) in DEFAULT_CANDIDATES[intent]
+                assert (best.tool_type, best.operation) in OPS_CANDIDATES[intent]
             else:
                 assert len(failed.attempts) == len(ranking)
                 assert all(isinstance(e, InvalidParams) for _, _, e in failed.attempts)
@@ -527,7 +528,7 @@ async def test_random_compositions_that_compile_run_to_a_result_or_pipeline_erro
     for tool, operation in [("CI", "get"), ("GRAPH", "expand"), ("METRIC", "aggregate")]:
         registry.register(tool, operation, _Record())
     with anyio.fail_after(10):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             culprit: str | None = None
             try:
                 result = await rt.compose(pipeline, {}, CTX)

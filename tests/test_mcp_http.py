@@ -19,6 +19,7 @@ from ops_fixtures import fixture_ops_db, fixture_ops_db_path, fixture_registry  
 from runtime import ToolRegistry, open_runtime
 from runtime.mcp import ServerSettings, create_server
 from runtime.mcp.http import McpEndpoint
+from runtime.ops.config import ops_defaults
 
 pytestmark = pytest.mark.anyio
 LIMIT = 30
@@ -53,7 +54,7 @@ async def test_bearer_tokens_choose_the_tenant_and_tenants_share_nothing(
     )
     with anyio.fail_after(LIMIT):
         async with (
-            open_runtime(registry) as rt,
+            open_runtime(registry, ops_defaults()) as rt,
             endpoint.running(rt),
             connect(endpoint, "tok-a") as a,
             connect(endpoint, "tok-b") as b,
@@ -75,7 +76,7 @@ async def test_strangers_get_401_and_a_stopped_endpoint_503(registry: ToolRegist
     with anyio.fail_after(LIMIT):
         async with httpx2.AsyncClient(transport=transport) as http:
             stopped = await http.post(URL, json=body, headers=accept)
-            async with open_runtime(registry) as rt, endpoint.running(rt):
+            async with open_runtime(registry, ops_defaults()) as rt, endpoint.running(rt):
                 missing = await http.post(URL, json=body, headers=accept)
                 wrong = await http.post(
                     URL, json=body, headers={**accept, "Authorization": "Bearer tok-c"}
@@ -96,7 +97,7 @@ async def test_without_tokens_every_call_is_the_server_tenant(registry: ToolRegi
     endpoint = McpEndpoint(ServerSettings(tenant="house"))
     with anyio.fail_after(LIMIT):
         async with (
-            open_runtime(registry) as rt,
+            open_runtime(registry, ops_defaults()) as rt,
             endpoint.running(rt),
             connect(endpoint, "anything") as client,
         ):
@@ -111,7 +112,7 @@ async def test_the_handler_checks_the_token_even_without_our_gate(registry: Tool
     gate.release.set()
     add_probe_tools(registry, gate)
     with anyio.fail_after(LIMIT):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             server = create_server(rt, ServerSettings(tokens=TOKENS))
             app = server.streamable_http_app(
                 stateless_http=True, json_response=True, host="0.0.0.0"

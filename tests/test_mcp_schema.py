@@ -28,7 +28,7 @@ from runtime.mcp.naming import (
     tool_name,
 )
 from runtime.ops import PARAMS_SCHEMAS, TOOL_DEFS, validate_params
-from runtime.testing.strategies import ops_params
+from runtime.ops.strategies import ops_params
 from runtime.tools import ToolRegistry
 from runtime.tools.jsonschema import to_json_schema
 

@@ -24,6 +24,7 @@ from ops_fixtures import fixture_ops_db, fixture_ops_db_path, fixture_registry  
 from runtime import Runtime, ToolRegistry, open_runtime
 from runtime.mcp import ServerSettings, create_server
 from runtime.ops import TOOL_DEFS
+from runtime.ops.config import ops_defaults
 from runtime.tracer.otel import OtelBridge
 
 pytestmark = pytest.mark.anyio
@@ -46,7 +47,7 @@ async def serving(
     registry: ToolRegistry, gate: Gate, mode: str, **settings: Any
 ) -> AsyncIterator[tuple[Runtime, Client]]:
     add_probe_tools(registry, gate)
-    async with open_runtime(registry) as rt:
+    async with open_runtime(registry, ops_defaults()) as rt:
         server = create_server(rt, ServerSettings(**settings))
         async with Client(server, mode=mode) as client:
             yield rt, client
@@ -148,7 +149,7 @@ async def test_tenant_comes_from_the_server_and_tenants_never_share_an_entry(
     gate.release.set()
     add_probe_tools(registry, gate)
     with anyio.fail_after(LIMIT):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             a = create_server(rt, ServerSettings(tenant="a"))
             b = create_server(rt, ServerSettings(tenant="b"))
             async with Client(a, mode=mode) as one, Client(b, mode=mode) as two:
@@ -342,7 +343,7 @@ async def test_a_call_after_the_runtime_closed_is_an_error_result(
 ) -> None:
     add_probe_tools(registry, gate)
     with anyio.fail_after(LIMIT):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             server = create_server(rt)
         async with Client(server, mode="legacy") as client:
             closed = await client.call_tool("ci_get", {"ci_id": 1})

@@ -23,6 +23,7 @@ from test_apps_servers import BAD_LOG_MARKERS, Server, running_servers, server, 
 
 from runtime import ToolContext, ToolRegistry, open_runtime
 from runtime.mcp.client import RemoteServer, connect_remote_servers
+from runtime.ops.config import ops_defaults
 
 __all__ = ["running_servers", "server", "tiny_db"]  # fixtures, shared
 
@@ -189,7 +190,7 @@ async def test_our_client_reaches_a_streamable_http_server(http_server: str) -> 
     with anyio.fail_after(LIMIT):
         async with (
             connect_remote_servers(registry, {"far": remote}),
-            open_runtime(registry) as rt,
+            open_runtime(registry, ops_defaults()) as rt,
         ):
             first = await rt.execute("far", "ci_get", {"ci_id": 3}, ctx)
             again = await rt.execute("far", "ci_get", {"ci_id": 3}, ctx)

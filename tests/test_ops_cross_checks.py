@@ -19,6 +19,7 @@ from ops_fixtures import (  # noqa: F401
 
 from runtime import AllCandidatesFailed, open_runtime
 from runtime.errors import InvalidParams, ToolTimeout
+from runtime.ops.config import ops_defaults
 from runtime.ops.timerange import iso
 from runtime.ops.tools import check_ops_params
 from runtime.tools import ToolRegistry
@@ -80,7 +81,7 @@ def test_all_candidates_failed_says_each_failure_once() -> None:
 
 
 async def test_an_ask_every_candidate_refuses_reads_once(registry: ToolRegistry) -> None:
-    async with open_runtime(registry) as rt:
+    async with open_runtime(registry, ops_defaults()) as rt:
         with pytest.raises(AllCandidatesFailed) as caught:
             await rt.execute_best("LOOKUP", {"ci_id": "seven"}, CTX)
     text = str(caught.value)

@@ -21,6 +21,7 @@ from ops_fixtures import (  # noqa: F401
 from runtime import open_runtime
 from runtime.errors import InvalidParams
 from runtime.ops import PARAMS_SCHEMAS, TOOL_DEFS, OpsDatabase, register_ops_tools
+from runtime.ops.config import ops_defaults
 from runtime.ops.generate import INCIDENT_KINDS
 from runtime.ops.timerange import iso
 from runtime.tools import ToolRegistry, safe_execute
@@ -301,7 +302,7 @@ async def test_through_the_runtime_simulations_always_run_and_reads_are_cached(
 ) -> None:
     before = len(_log_rows(sql))
     with anyio.fail_after(30):
-        async with open_runtime(registry) as runtime:
+        async with open_runtime(registry, ops_defaults()) as runtime:
             first = await runtime.execute("CEP", "simulate", {"rule_id": 2}, CTX)
             second = await runtime.execute("CEP", "simulate", {"rule_id": 2}, CTX)
             gets = [await runtime.execute("CI", "get", {"ci_id": 3}, CTX) for _ in range(3)]

@@ -21,7 +21,7 @@ from ops_fixtures import fixture_ops_db, fixture_ops_db_path  # noqa: F401
 from runtime.errors import InvalidParams
 from runtime.ops import TOOL_DEFS, OpsDatabase, validate_params
 from runtime.ops.db import QueryCounter, Session
-from runtime.testing.strategies import ops_params
+from runtime.ops.strategies import ops_params
 from runtime.tools import ToolContext
 
 

@@ -12,12 +12,11 @@ import pytest
 from runtime.calls import CallReport, CallStart
 from runtime.errors import ConfigError, PipelineError
 from runtime.executor import Executor
+from runtime.ops.compositions import OPS_COMPOSITIONS, ops_compositions
 from runtime.pipeline import (
-    BUILTIN_COMPOSITIONS,
     Parallel,
     Pipeline,
     Step,
-    builtin_compositions,
     compile_composition,
     compile_compositions,
     run_pipeline,
@@ -311,12 +310,12 @@ def test_compile_compositions_names_each_composition() -> None:
 
 
 def test_builtins_are_declared_in_the_data_format() -> None:
-    pipelines = builtin_compositions()
+    pipelines = ops_compositions()
     assert set(pipelines) == {"search_with_context", "impact_analysis"}
     assert pipelines["impact_analysis"].step_names == ("get", "expand", "metrics", "events")
     assert pipelines["search_with_context"].step_names == ("search", "metrics", "events")
-    assert compile_compositions(BUILTIN_COMPOSITIONS) == pipelines
-    assert builtin_compositions() is not pipelines  # a fresh dict each time
+    assert compile_compositions(OPS_COMPOSITIONS) == pipelines
+    assert ops_compositions() is not pipelines  # a fresh dict each time
 
 
 # -- runs through the real executor, with fake ops tools of the agreed shapes ----------
@@ -450,7 +449,7 @@ async def test_a_yaml_style_fallback_and_condition() -> None:
 async def test_impact_analysis_chains_get_expand_and_the_neighbourhood() -> None:
     calls: list[tuple[str, str, dict[str, Any]]] = []
     executor = Executor(ops_registry(calls))
-    pipeline = builtin_compositions()["impact_analysis"]
+    pipeline = ops_compositions()["impact_analysis"]
     with anyio.fail_after(5):
         result = await run_pipeline(pipeline, {"ci_id": 2, "metric": "latency_ms"}, CTX, executor)
     assert result.primary == {"record": CIS[2]}
@@ -480,7 +479,7 @@ async def test_impact_analysis_chains_get_expand_and_the_neighbourhood() -> None
 async def test_impact_analysis_of_an_unknown_ci_fails_at_expand() -> None:
     calls: list[tuple[str, str, dict[str, Any]]] = []
     executor = Executor(ops_registry(calls))
-    pipeline = builtin_compositions()["impact_analysis"]
+    pipeline = ops_compositions()["impact_analysis"]
     with anyio.fail_after(5), pytest.raises(PipelineError) as caught:
         await run_pipeline(pipeline, {"ci_id": 99}, CTX, executor)
     assert caught.value.step == "expand"
@@ -491,7 +490,7 @@ async def test_impact_analysis_of_an_unknown_ci_fails_at_expand() -> None:
 async def test_search_with_context_skips_the_enrichment_when_nothing_is_found() -> None:
     calls: list[tuple[str, str, dict[str, Any]]] = []
     executor = Executor(ops_registry(calls))
-    pipeline = builtin_compositions()["search_with_context"]
+    pipeline = ops_compositions()["search_with_context"]
     with anyio.fail_after(5):
         found = await run_pipeline(pipeline, {"keywords": ["orders"]}, CTX, executor)
         nothing = await run_pipeline(pipeline, {"keywords": ["zzz"]}, CTX, executor)

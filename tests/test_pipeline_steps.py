@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runtime.errors import InvalidParams, ToolExecutionError, ToolNotFound, ToolTimeout
+from runtime.ops.preset import ToolType
 from runtime.pipeline import (
     Backoff,
     Parallel,
@@ -22,7 +23,6 @@ from runtime.pipeline import (
     default_retry_on,
 )
 from runtime.pipeline.steps import should_retry
-from runtime.tools import ToolType
 
 
 def test_a_step_is_frozen_and_copies_its_params() -> None:

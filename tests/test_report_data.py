@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from report_fixtures import real_records, reports
 from test_tracer_chrome import record_sets
 
+from runtime.ops.config import ops_defaults
 from runtime.report.data import HISTOGRAM_BINS, TIME_BUCKETS, build_report
 from runtime.tracer.records import TraceRecord
 from runtime.tracer.state import TracerState
@@ -194,7 +195,7 @@ async def test_execute_best_choices_show_per_intent() -> None:
         return []
 
     with anyio.fail_after(10):
-        async with open_runtime(tools) as rt:
+        async with open_runtime(tools, ops_defaults()) as rt:
             assert rt.tracer is not None
             ranked = await rt.select("SEARCH")
             for _ in range(3):

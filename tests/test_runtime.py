@@ -13,6 +13,7 @@ import pytest
 from runtime import ToolContext, ToolRegistry, open_runtime
 from runtime.config import RuntimeConfig, SupervisionConfig, TracerConfig
 from runtime.errors import ActorUnavailable
+from runtime.ops.config import ops_defaults
 from runtime.selector.actor import SelectorActor
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +51,7 @@ def explode(*args: Any) -> Any:
 async def test_leaving_the_runtime_leaves_no_task_behind() -> None:
     registry, _, _ = counting_registry()
     before = len(anyio.get_running_tasks())
-    async with open_runtime(registry) as rt:
+    async with open_runtime(registry, ops_defaults()) as rt:
         assert len(anyio.get_running_tasks()) > before
         await rt.execute("CI", "get", {"ci_id": 1}, CTX)
         assert rt.health().ok
@@ -61,7 +62,7 @@ async def test_leaving_the_runtime_leaves_no_task_behind() -> None:
 async def test_a_crashed_cache_actor_is_restarted_and_calls_never_fail() -> None:
     registry, calls, _ = counting_registry()
     with anyio.fail_after(10):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             assert rt.cache is not None
             actor = rt._cache.actor
             await rt.execute("CI", "get", {"ci_id": 1}, CTX)
@@ -126,7 +127,7 @@ async def test_shutdown_with_calls_in_flight_does_not_hang() -> None:
     answers: list[Any] = []
     with anyio.fail_after(10):
         async with anyio.create_task_group() as app:
-            async with open_runtime(registry) as rt:
+            async with open_runtime(registry, ops_defaults()) as rt:
 
                 async def ask() -> None:
                     answers.append(await rt.execute("CI", "slow", {}, CTX))
@@ -143,7 +144,7 @@ async def test_shutdown_with_calls_in_flight_does_not_hang() -> None:
 
 async def test_unknown_composition_lists_the_known_ones() -> None:
     registry, _, _ = counting_registry()
-    async with open_runtime(registry) as rt:
+    async with open_runtime(registry, ops_defaults()) as rt:
         with pytest.raises(LookupError, match="impact_analysis, search_with_context"):
             await rt.compose("nope", {}, CTX)
 

@@ -23,6 +23,7 @@ from runtime import (
     load_config,
     open_runtime,
 )
+from runtime.ops.config import ops_defaults
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +43,7 @@ def registry(runs: list[str]) -> ToolRegistry:
 
 
 async def test_unknown_names_are_runtime_faults_of_the_expected_kind() -> None:
-    async with open_runtime(registry([])) as rt:
+    async with open_runtime(registry([]), ops_defaults()) as rt:
         with pytest.raises(UnknownComposition, match="known: impact_analysis") as composition:
             await rt.compose("nope", {}, CTX)
         with pytest.raises(UnknownStrategy, match="known strategies: ") as strategy:
@@ -63,7 +64,7 @@ async def test_a_call_timeout_that_is_not_positive_is_refused_naming_the_tool(
     timeout: float,
 ) -> None:
     runs: list[str] = []
-    async with open_runtime(registry(runs)) as rt:
+    async with open_runtime(registry(runs), ops_defaults()) as rt:
         with pytest.raises(ValueError, match=r"timeout for CI\.search must be a positive"):
             await rt.execute("CI", "search", {}, CTX, timeout=timeout)
         assert runs == []
@@ -90,7 +91,7 @@ async def test_a_mapping_given_as_the_config_is_a_type_error_pointing_to_the_loa
 
 async def test_a_closed_runtime_refuses_every_call_instead_of_running_tools_bare() -> None:
     runs: list[str] = []
-    async with open_runtime(registry(runs)) as rt:
+    async with open_runtime(registry(runs), ops_defaults()) as rt:
         assert not rt.closed
         assert rt.health().ok
         await rt.execute("CI", "search", {}, CTX)
@@ -111,7 +112,7 @@ async def test_a_closed_runtime_refuses_every_call_instead_of_running_tools_bare
 
 async def test_a_runtime_whose_block_raised_is_closed_too() -> None:
     with pytest.raises(KeyError):
-        async with open_runtime(registry([])) as rt:
+        async with open_runtime(registry([]), ops_defaults()) as rt:
             raise KeyError("app bug")
     assert rt.closed
 

@@ -9,8 +9,16 @@ from typing import Any
 import anyio
 import pytest
 
-from runtime import AllCandidatesFailed, ToolContext, ToolRegistry, UnknownIntent, open_runtime
+from runtime import (
+    AllCandidatesFailed,
+    ToolContext,
+    ToolRegistry,
+    UnknownIntent,
+    apply_preset,
+    open_runtime,
+)
 from runtime.config import RuntimeConfig, TracerConfig
+from runtime.ops.preset import OPS_PRESET
 from runtime.selector import Ranked
 
 pytestmark = pytest.mark.anyio
@@ -41,15 +49,19 @@ class Tools:
         return {"by": name, "q": params.get("q")}
 
 
+OPS = apply_preset(RuntimeConfig(), OPS_PRESET)
+
+
 def no_cache() -> RuntimeConfig:
     from runtime.config import CacheConfig
 
-    return RuntimeConfig(cache=CacheConfig(enabled=False), tracer=TracerConfig(batch_window=0))
+    config = RuntimeConfig(cache=CacheConfig(enabled=False), tracer=TracerConfig(batch_window=0))
+    return apply_preset(config, OPS_PRESET)
 
 
 async def test_select_ranks_the_candidates_with_a_breakdown() -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, OPS) as rt:
         ranked = await rt.select("SEARCH")
         assert {r.candidate for r in ranked} == {("CI", "search"), ("CI", "get")}
         assert ranked[0].confidence >= ranked[1].confidence
@@ -62,7 +74,7 @@ async def test_select_ranks_the_candidates_with_a_breakdown() -> None:
 
 async def test_unknown_intent_lists_the_known_ones() -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, OPS) as rt:
         with pytest.raises(UnknownIntent, match="known intents: AGGREGATE, ANALYSIS"):
             await rt.select("TELEPATHY")
         with pytest.raises(UnknownIntent):
@@ -128,7 +140,7 @@ async def test_a_failing_tool_loses_its_rank_and_regains_it_after_recovery() -> 
 
 async def test_cache_availability_is_a_factor_asked_of_the_cache_by_the_caller() -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, OPS) as rt:
         before = {
             r.operation: r.factors.cache for r in await rt.select("SEARCH", {"q": "a"}, context=CTX)
         }
@@ -202,7 +214,7 @@ async def test_candidates_that_would_reject_the_params_are_skipped_not_run() -> 
 
 async def test_a_hit_settles_the_choice_it_answers_and_other_hits_skip_the_selector() -> None:
     tools = Tools()
-    async with open_runtime(tools.registry) as rt:
+    async with open_runtime(tools.registry, OPS) as rt:
         selector = rt._selector
         assert selector is not None
         for op in ("search", "get"):  # fill the cache: from here on, both are hits

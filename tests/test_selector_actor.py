@@ -10,7 +10,8 @@ import pytest
 
 from runtime.calls import CallReport, CallStart
 from runtime.errors import ActorUnavailable, UnknownIntent
-from runtime.selector import IntentType, Strategy
+from runtime.ops.preset import IntentType, ops_selector_settings
+from runtime.selector import Strategy
 from runtime.selector.actor import SelectorActor, outcome_of
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +51,7 @@ def test_outcome_of_reports() -> None:
 
 async def test_learns_from_casts_and_answers_calls() -> None:
     clock = [100.0]
-    actor = SelectorActor(rng=random.Random(1), clock=lambda: clock[0])
+    actor = SelectorActor(ops_selector_settings(), rng=random.Random(1), clock=lambda: clock[0])
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(actor.serve)
@@ -74,7 +75,7 @@ async def test_learns_from_casts_and_answers_calls() -> None:
 
 
 async def test_choose_reserves_until_the_call_start_arrives() -> None:
-    actor = SelectorActor(rng=random.Random(2), clock=lambda: 10.0)
+    actor = SelectorActor(ops_selector_settings(), rng=random.Random(2), clock=lambda: 10.0)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(actor.serve)
@@ -89,7 +90,7 @@ async def test_choose_reserves_until_the_call_start_arrives() -> None:
 
 
 async def test_cache_hits_passed_by_the_caller_count() -> None:
-    actor = SelectorActor(clock=lambda: 0.0)
+    actor = SelectorActor(ops_selector_settings(), clock=lambda: 0.0)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(actor.serve)
@@ -101,7 +102,7 @@ async def test_cache_hits_passed_by_the_caller_count() -> None:
 
 
 async def test_caller_mistakes_raise_in_the_caller_and_the_actor_survives() -> None:
-    actor = SelectorActor(clock=lambda: 0.0)
+    actor = SelectorActor(ops_selector_settings(), clock=lambda: 0.0)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(actor.serve)
@@ -115,7 +116,7 @@ async def test_caller_mistakes_raise_in_the_caller_and_the_actor_survives() -> N
 
 
 async def test_a_stopped_selector_fails_calls_and_drops_casts() -> None:
-    actor = SelectorActor(clock=lambda: 0.0)
+    actor = SelectorActor(ops_selector_settings(), clock=lambda: 0.0)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(actor.serve)
@@ -131,7 +132,7 @@ def test_a_call_served_without_running_the_tool_only_settles_its_reservation() -
 
     from runtime.selector.state import SelectorState
 
-    state = SelectorState()
+    state = SelectorState(ops_selector_settings())
     state.choose("LOOKUP", None, (), 0.0, _random.Random(1))
     chosen = [key for key in (("CI", "get"), ("CI", "search")) if state.reserved(*key, 0.0)]
     assert len(chosen) == 1
@@ -146,7 +147,7 @@ def test_plan_returns_the_choice_and_the_ranking_it_came_from() -> None:
 
     from runtime.selector.state import SelectorState
 
-    state = SelectorState()
+    state = SelectorState(ops_selector_settings())
     before = [r.candidate for r in state.rank("SEARCH", now=0.0)]  # nothing reserved yet
     chosen, ranked = state.plan("SEARCH", None, (), 0.0, _random.Random(3))
     assert chosen.candidate in {r.candidate for r in ranked}

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from runtime import ToolContext, ToolRegistry, open_runtime
+from runtime import ToolContext, ToolRegistry, apply_preset, open_runtime
 from runtime.config import CacheConfig, RuntimeConfig, TracerConfig
+from runtime.ops.preset import OPS_PRESET
 from runtime.selector.explain import why_line
 from runtime.selector.scoring import Factors, Ranked, Weights
 from runtime.tracer.export import records_from_json, records_from_jsonl
@@ -41,7 +42,8 @@ def registry(broken: frozenset[str] = frozenset()) -> ToolRegistry:
 
 
 def config() -> RuntimeConfig:
-    return RuntimeConfig(cache=CacheConfig(enabled=False), tracer=TracerConfig(batch_window=0))
+    plain = RuntimeConfig(cache=CacheConfig(enabled=False), tracer=TracerConfig(batch_window=0))
+    return apply_preset(plain, OPS_PRESET)
 
 
 async def test_execute_best_names_the_runner_up_and_the_parts_of_the_score() -> None:

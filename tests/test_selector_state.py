@@ -11,14 +11,18 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from runtime import RuntimeConfig, apply_preset
 from runtime.config import ProfileConfig, SelectorConfig
 from runtime.errors import ConfigError, UnknownIntent
-from runtime.selector import (
-    BUILTIN_OPERATIONS,
-    DEFAULT_CANDIDATES,
-    DEFAULT_PROFILES,
-    Intent,
+from runtime.ops.preset import (
+    OPS_CANDIDATES,
+    OPS_OPERATIONS,
+    OPS_PRESET,
     IntentType,
+    ops_selector_settings,
+)
+from runtime.selector import (
+    Intent,
     ObservationSettings,
     SelectorSettings,
     SelectorState,
@@ -33,22 +37,24 @@ latency_st = st.floats(min_value=1e-4, max_value=10.0)
 
 # -- intents --------------------------------------------------------------------------------
 
+OPS_PROFILES = ops_selector_settings().profiles
+
 
 def test_every_builtin_operation_is_reachable_by_some_intent() -> None:
-    assert unreachable_operations(DEFAULT_CANDIDATES) == frozenset()
-    assert len(BUILTIN_OPERATIONS) == 9
+    assert unreachable_operations(OPS_CANDIDATES, OPS_OPERATIONS) == frozenset()
+    assert len(OPS_OPERATIONS) == 9
     # and the checker does catch a gap (the original's METRIC.series / HISTORY / CEP)
-    gap = {k: v for k, v in DEFAULT_CANDIDATES.items() if k != IntentType.SERIES}
+    gap = {k: v for k, v in OPS_CANDIDATES.items() if k != IntentType.SERIES}
     gap[IntentType.METRIC] = (("METRIC", "aggregate"),)
     gap[IntentType.ANALYSIS] = (("CEP", "simulate"),)
-    assert unreachable_operations(gap) == {("METRIC", "series")}
+    assert unreachable_operations(gap, OPS_OPERATIONS) == {("METRIC", "series")}
 
 
 def test_every_builtin_intent_has_candidates_and_every_candidate_a_profile() -> None:
-    assert set(DEFAULT_CANDIDATES) == set(IntentType)
-    for pairs in DEFAULT_CANDIDATES.values():
+    assert set(OPS_CANDIDATES) == set(IntentType)
+    for pairs in OPS_CANDIDATES.values():
         assert pairs
-        assert all(pair in DEFAULT_PROFILES for pair in pairs)
+        assert all(pair in OPS_PROFILES for pair in pairs)
 
 
 def test_intent_accepts_enum_or_user_string() -> None:
@@ -59,12 +65,12 @@ def test_intent_accepts_enum_or_user_string() -> None:
 
 
 def test_unknown_intent_lists_the_known_intents() -> None:
-    state = SelectorState()
+    state = SelectorState(ops_selector_settings())
     with pytest.raises(UnknownIntent) as caught:
         state.rank("NO_SUCH_INTENT")
     assert caught.value.intent == "NO_SUCH_INTENT"
-    assert caught.value.known == tuple(sorted(DEFAULT_CANDIDATES))
-    for name in DEFAULT_CANDIDATES:
+    assert caught.value.known == tuple(sorted(OPS_CANDIDATES))
+    for name in OPS_CANDIDATES:
         assert name in str(caught.value)
     with pytest.raises(UnknownIntent):
         state.choose(Intent("NOPE"), None, (), 0.0, random.Random(0))
@@ -72,7 +78,7 @@ def test_unknown_intent_lists_the_known_intents() -> None:
 
 def test_unknown_strategy_lists_the_known_strategies() -> None:
     with pytest.raises(ValueError, match="MOST_ACCURATE"):
-        SelectorState().rank(IntentType.SEARCH, "NO_SUCH_STRATEGY")
+        SelectorState(ops_selector_settings()).rank(IntentType.SEARCH, "NO_SUCH_STRATEGY")
 
 
 # -- observations ---------------------------------------------------------------------------
@@ -224,7 +230,9 @@ def test_cache_availability_is_an_input_and_counts() -> None:
 
 
 def test_explain_gives_the_breakdown() -> None:
-    ranked = SelectorState().rank(IntentType.LOOKUP, Strategy.BALANCED, (), 0.0)
+    ranked = SelectorState(ops_selector_settings()).rank(
+        IntentType.LOOKUP, Strategy.BALANCED, (), 0.0
+    )
     for r in ranked:
         doc = r.explain()
         total = sum(f["contribution"] for f in doc["factors"].values())
@@ -247,7 +255,7 @@ def _drive(state: SelectorState, clock: list[float], calls: int, failing: set[st
         tool, op = chosen.candidate
         state.observe_start(tool, op, now)
         ok = op not in failing
-        duration = 0.001 if not ok else DEFAULT_PROFILES[(tool, op)].latency_prior_s
+        duration = 0.001 if not ok else OPS_PROFILES[(tool, op)].latency_prior_s
         state.observe_finish(tool, op, duration, ok, now + duration)
         if not chosen.explored:  # probes are exploration's (test_selector_exploration.py)
             picked.append(op)
@@ -256,7 +264,7 @@ def _drive(state: SelectorState, clock: list[float], calls: int, failing: set[st
 
 
 def test_a_failing_tool_drops_within_a_bounded_number_of_calls_and_comes_back() -> None:
-    state = SelectorState()
+    state = SelectorState(ops_selector_settings())
     clock = [0.0]
     assert set(_drive(state, clock, 50, failing=set())) == {"get"}
 
@@ -332,7 +340,7 @@ def test_reservations_are_settled_by_starts_and_expire() -> None:
 
 
 def test_snapshot_reports_what_was_observed() -> None:
-    state = SelectorState()
+    state = SelectorState(ops_selector_settings())
     state.observe_start("CI", "get", 0.0)
     state.observe_finish("CI", "get", 0.02, False, 0.02)
     state.observe_start("CI", "search", 0.1)
@@ -356,15 +364,24 @@ def test_settings_from_the_runtime_config() -> None:
         intents={"MY_INTENT": ("MY.tool", "CI.search")},
         profiles={"MY": {"tool": ProfileConfig(0.7, 0.6, 0.2, {"MY_INTENT": 1.0})}},
     )
-    settings = SelectorSettings.from_config(config)
+    settings = SelectorSettings.from_config(
+        apply_preset(RuntimeConfig(selector=config), OPS_PRESET).selector
+    )
     assert settings.default_strategy == "CHEAP"
     assert settings.observation.decay_time == 5.0
     assert settings.herd_margin == 0.1
     assert settings.candidates["MY_INTENT"] == (("MY", "tool"), ("CI", "search"))
     assert settings.profiles[("MY", "tool")].latency_prior_s == 0.2
-    assert settings.candidates[IntentType.SEARCH] == DEFAULT_CANDIDATES[IntentType.SEARCH]
+    assert settings.candidates[IntentType.SEARCH] == OPS_CANDIDATES[IntentType.SEARCH]
     ranked = SelectorState(settings).rank("MY_INTENT", None, (), 0.0)
     assert {r.candidate for r in ranked} == {("MY", "tool"), ("CI", "search")}
+
+
+def test_the_core_has_no_intents_or_profiles_of_its_own() -> None:
+    settings = SelectorSettings.from_config(SelectorConfig())
+    assert (settings.candidates, settings.profiles) == ({}, {})
+    with pytest.raises(UnknownIntent):
+        SelectorState(settings).rank(IntentType.SEARCH)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 
 from runtime import Pipeline, Step, ToolContext, ToolRegistry
+from runtime.ops.config import ops_defaults
 from runtime.testing import (
     ScriptedTool,
     open_test_runtime,
@@ -51,7 +52,7 @@ def run_calls(calls: Calls, backend: str, seed: int) -> tuple[bool, list[tuple[A
         leaky_tool().register(registry)
         leaked = False
         with anyio.fail_after(60):
-            async with open_test_runtime(registry, seed=seed) as runtime:
+            async with open_test_runtime(registry, ops_defaults(), seed=seed) as runtime:
                 for tenant, k in calls:
                     data = await runtime.execute("LEAKY", "get", {"k": k}, ToolContext(tenant))
                     leaked = leaked or data["tenant"] != tenant
@@ -105,7 +106,7 @@ def test_a_composition_replays_with_the_same_ids(backend: str) -> None:
             [Step("first", "FAKE", "a", {"n": 1}), Step("second", "FAKE", "b", {"n": 2})],
         )
         with anyio.fail_after(60):
-            async with open_test_runtime(registry, seed=seed) as runtime:
+            async with open_test_runtime(registry, ops_defaults(), seed=seed) as runtime:
                 await runtime.compose(pipeline, {}, ToolContext("t"))
                 assert runtime.tracer is not None
                 records = await runtime.tracer.records()

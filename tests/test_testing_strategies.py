@@ -10,14 +10,10 @@ from hypothesis import strategies as st
 
 from runtime import InvalidParams, Parallel, Pipeline, Step
 from runtime.ops.params import PARAMS_SCHEMAS, validate_params
-from runtime.selector.intents import DEFAULT_CANDIDATES, Intent
-from runtime.testing import (
-    ResultPresent,
-    compositions,
-    intents,
-    ops_params,
-    params_from_schema,
-)
+from runtime.ops.preset import OPS_CANDIDATES
+from runtime.ops.strategies import ops_intents, ops_params
+from runtime.selector.intents import Intent
+from runtime.testing import ResultPresent, compositions, params_from_schema
 
 OPS = sorted(PARAMS_SCHEMAS)
 # find() only needs a witness here, not the smallest one.
@@ -108,9 +104,9 @@ def test_params_from_schema_serves_user_schemas(good: Any, bad: Any) -> None:
     assert not ok  # the spec, checked independently of the validator
 
 
-@given(intent=intents())
+@given(intent=ops_intents())
 def test_intents_carry_params_for_one_of_their_candidates(intent: Intent) -> None:
-    candidates = DEFAULT_CANDIDATES[intent.type]
+    candidates = OPS_CANDIDATES[intent.type]
     accepted = []
     for tool_type, operation in candidates:
         try:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runtime import Parallel, Pipeline, Step, ToolContext, ToolRegistry, open_runtime
+from runtime.ops.config import ops_defaults
 from runtime.tracer import export
 from runtime.tracer.chrome import QUANTUM_US, chrome_trace
 from runtime.tracer.records import TraceRecord
@@ -207,7 +208,7 @@ async def test_a_real_fan_out_run_exports_nested_and_side_by_side() -> None:
         ],
     )
     with anyio.fail_after(10):
-        async with open_runtime(registry) as rt:
+        async with open_runtime(registry, ops_defaults()) as rt:
             assert rt.tracer is not None
             await rt.compose(pipeline, {}, ToolContext(tenant_id="acme"))
             records = list(await rt.tracer.records())

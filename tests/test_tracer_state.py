@@ -225,7 +225,7 @@ def test_batches_observe_exactly_like_single_reports(
 
 
 def test_a_tool_type_enum_and_its_name_count_in_one_aggregate() -> None:
-    from runtime.tools import ToolType
+    from runtime.ops.preset import ToolType
 
     state = TracerState()
     state.observe(make_report(1, tool_type=ToolType.CI))

@@ -82,10 +82,10 @@ from runtime import (
     ToolRegistry,
     ToolTimeout,
     UnknownIntent,
-    load_config,
     open_runtime,
 )
 from runtime.ops import OpsDatabase, ensure_database, existing_database, register_ops_tools
+from runtime.ops.config import load_ops_config, ops_defaults
 from runtime.ops.generate import MAX_CIS, MAX_DAYS, MIN_CIS
 from runtime.report.web import dashboard, traces_report
 
@@ -122,7 +122,7 @@ class ServiceSettings:
     cis: int | None = None
     days: int | None = None
     seed: int | None = None
-    config: RuntimeConfig = attrs.field(factory=RuntimeConfig)
+    config: RuntimeConfig = attrs.field(factory=ops_defaults)
     demo_tools: bool = False
     guard: GuardSettings = attrs.field(factory=GuardSettings)
 
@@ -138,7 +138,7 @@ class ServiceSettings:
             database=Path(environ.get("RUNTIME_CMDB", DEFAULT_DATABASE)),
             cis=int(environ["RUNTIME_CMDB_CIS"]) if "RUNTIME_CMDB_CIS" in environ else None,
             days=int(environ["RUNTIME_CMDB_DAYS"]) if "RUNTIME_CMDB_DAYS" in environ else None,
-            config=load_config(config_path) if config_path else RuntimeConfig(),
+            config=load_ops_config(config_path) if config_path else ops_defaults(),
             demo_tools=environ.get("RUNTIME_DEMO_TOOLS", "") == "1",
             guard=guard,
         )
@@ -716,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         cis=args.cis or settings.cis,
         days=args.days or settings.days,
         seed=args.seed if args.seed is not None else settings.seed,
-        config=load_config(args.config) if args.config else settings.config,
+        config=load_ops_config(args.config) if args.config else settings.config,
         demo_tools=args.demo_tools or settings.demo_tools,
         guard=guard,
     )

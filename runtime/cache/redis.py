@@ -20,19 +20,29 @@ hashing four random *generation tokens* (whole cache, tenant, tool type, operati
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import attrs
 
 from runtime.cache import codec
+from runtime.cache.breaker import Breaker, CircuitState
+from runtime.cache.keyspace import (
+    CacheKeyLike,
+    GenerationCache,
+    data_key,
+    generation_keys,
+    global_generation_key,
+    key_generation_key,
+    new_token,
+    tenant_generation_key,
+    tool_generation_key,
+)
 from runtime.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -58,13 +68,11 @@ __all__ = [
 
 T = TypeVar("T")
 
-CircuitState = Literal["closed", "open", "half_open"]
 MissReason = Literal["absent", "error", "timeout", "decode", "signature", "circuit_open", "closed"]
 
 _SECTION: Final = "cache.redis"
 _MIN_SECRET_LEN: Final = 16
 _MAX_PENDING: Final = 1024
-_GEN_CACHE_MAX: Final = 4096
 _URL_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
 
 
@@ -225,170 +233,6 @@ class RedisTierStats:
     circuit: CircuitState
     pending_invalidations: int
     last_error: str | None
-
-
-# -- the breaker (pure) ---------------------------------------------------------------
-
-
-@attrs.frozen(slots=True)
-class Breaker:
-    """Circuit-breaker state; every transition is a pure function of the state and ``now``.
-
-    closed --(threshold consecutive failures)--> open --(backoff elapsed: one probe
-    admitted)--> half_open --(probe succeeds)--> closed, or --(probe fails)--> open with
-    the backoff doubled (capped).  A probe that never reports (its caller was cancelled) is
-    replaced after ``probe_timeout``, so the breaker cannot stick in half_open.
-    """
-
-    threshold: int
-    backoff_initial: float
-    backoff_max: float
-    probe_timeout: float
-    state: CircuitState = "closed"
-    failures: int = 0
-    backoff: float = attrs.field(default=attrs.Factory(lambda s: s.backoff_initial, True))
-    retry_at: float = 0.0
-    probe_deadline: float = 0.0
-
-    def admit(self, now: float) -> tuple[bool, Breaker]:
-        """May a call go to Redis now?  (A call admitted from open/half_open is the probe.)"""
-        if self.state == "closed":
-            return True, self
-        if self.state == "open" and now >= self.retry_at:
-            return True, attrs.evolve(
-                self, state="half_open", probe_deadline=now + self.probe_timeout
-            )
-        if self.state == "half_open" and now >= self.probe_deadline:
-            return True, attrs.evolve(self, probe_deadline=now + self.probe_timeout)
-        return False, self
-
-    def succeeded(self) -> Breaker:
-        if self.state == "closed" and self.failures == 0:
-            return self
-        return attrs.evolve(self, state="closed", failures=0, backoff=self.backoff_initial)
-
-    def failed(self, now: float) -> Breaker:
-        if self.state == "closed":
-            failures = self.failures + 1
-            if failures < self.threshold:
-                return attrs.evolve(self, failures=failures)
-            return attrs.evolve(self, state="open", failures=failures, retry_at=now + self.backoff)
-        if self.state == "half_open":
-            backoff = min(self.backoff * 2, self.backoff_max)
-            return attrs.evolve(self, state="open", backoff=backoff, retry_at=now + backoff)
-        return self  # a late failure of a call admitted before the circuit opened
-
-
-# -- key layout (pure) ----------------------------------------------------------------
-
-
-class CacheKeyLike(Protocol):
-    """What the tier needs of a cache key (``runtime.cache.keys.CacheKey`` fits)."""
-
-    @property
-    def tenant(self) -> str: ...
-    @property
-    def tool_type(self) -> str: ...
-    @property
-    def operation(self) -> str: ...
-    @property
-    def digest(self) -> bytes: ...
-
-
-def _part(text: str) -> str:
-    # Percent-encoding ':' (and everything else unusual) keeps the layout unambiguous:
-    # tenant "a:b" can never pose as tenant "a" with tool "b".
-    # surrogatepass: make_key accepts str with lone surrogates, so must the layout.
-    return quote(str(text), safe="", errors="surrogatepass")
-
-
-def global_generation_key(prefix: str) -> str:
-    return f"{prefix}:gen:all"
-
-
-def tenant_generation_key(prefix: str, tenant: str) -> str:
-    return f"{prefix}:gen:tenant:{_part(tenant)}"
-
-
-def tool_generation_key(prefix: str, tool_type: str, operation: str | None = None) -> str:
-    if operation is None:
-        return f"{prefix}:gen:tool:{_part(tool_type)}"
-    return f"{prefix}:gen:op:{_part(tool_type)}:{_part(operation)}"
-
-
-def generation_keys(prefix: str, key: CacheKeyLike) -> tuple[str, str, str, str]:
-    """The four generation keys that together decide where ``key``'s value lives."""
-    return (
-        global_generation_key(prefix),
-        tenant_generation_key(prefix, key.tenant),
-        tool_generation_key(prefix, key.tool_type),
-        tool_generation_key(prefix, key.tool_type, key.operation),
-    )
-
-
-def data_key(prefix: str, key: CacheKeyLike, generations: tuple[str, ...]) -> bytes:
-    """The Redis key of ``key``'s value under the given generation tokens."""
-    gen = hashlib.blake2b("\x00".join(generations).encode(), digest_size=8).hexdigest()
-    return (
-        f"{prefix}:val:{_part(key.tenant)}:{_part(key.tool_type)}:{_part(key.operation)}"
-        f":{gen}:{key.digest.hex()}"
-    ).encode()
-
-
-def key_generation_key(prefix: str, location: bytes) -> bytes:
-    """Where a single-key invalidation of the value at ``location`` leaves its mark.
-
-    A flight that claimed the key before the mark was set must not write its value
-    (:mod:`runtime.cache.lease`); the mark lives as long as a lease can.
-    """
-    return prefix.encode() + b":kgen:" + location[len(prefix) + len(":val:") :]
-
-
-def new_token() -> str:
-    return secrets.token_hex(8)
-
-
-class GenerationCache:
-    """Generation tokens last read from Redis, each reusable for ``max_age`` seconds.
-
-    ``epoch`` changes on every local bump: a fetch that started before a bump must not
-    overwrite the bumped token with the older one it read (see :meth:`store`).
-    """
-
-    __slots__ = ("_tokens", "epoch", "max_age")
-
-    def __init__(self, max_age: float) -> None:
-        self.max_age = max_age
-        self.epoch = 0
-        self._tokens: dict[str, tuple[str, float]] = {}
-
-    def lookup(self, names: tuple[str, ...], now: float) -> tuple[str, ...] | None:
-        found = []
-        for name in names:
-            entry = self._tokens.get(name)
-            if entry is None or now - entry[1] >= self.max_age:
-                return None
-            found.append(entry[0])
-        return tuple(found)
-
-    def store(
-        self, names: tuple[str, ...], tokens: tuple[str, ...], now: float, epoch: int
-    ) -> None:
-        if epoch != self.epoch or self.max_age <= 0:
-            return
-        if len(self._tokens) + len(names) > _GEN_CACHE_MAX:
-            self._tokens.clear()  # crude but bounded; refilled at one MGET per namespace
-        for name, token in zip(names, tokens, strict=True):
-            self._tokens[name] = (token, now)
-
-    def bump(self, name: str, token: str, now: float) -> None:
-        self.epoch += 1
-        if self.max_age > 0:
-            self._tokens[name] = (token, now)
-
-    def clear(self) -> None:
-        self.epoch += 1
-        self._tokens.clear()
 
 
 # -- the tier (I/O shell) -------------------------------------------------------------

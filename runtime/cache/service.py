@@ -6,22 +6,16 @@ assigns -- read a hit, wait as a follower, or lead: run the tool, then report th
 It also serves ``rt.cache`` (:class:`~runtime.handles.CacheHandle`).
 
 - A call bypasses the cache (counted) when its tool has side effects, its TTL is 0, its
-  params cannot be canonicalised, its result cannot be stored, or the actor is down: a
-  broken cache costs its hits, never an answer.
+  params cannot be canonicalised, its result cannot be stored, or the actor is down.
 - Only the L1 leader asks L2 (a :class:`RedisTier`), before it runs the tool; an L2 hit
-  is cast to L1 as the fill (kept no longer than L2 has left) and counted as ``l2_hits``.
-  Per operation, tool executions = L1 misses - coalesced - L2 hits.
+  is the L1 fill (kept no longer than L2 has left), counted as ``l2_hits``.
 - A success goes to L1, then inline to L2 within ``op_timeout``; failures and fills an
   invalidation overtook are never written.  Invalidation goes to L2 first, then L1.
-- :meth:`contains` answers from L1 only.  L2 holds JSON (:mod:`runtime.cache.codec`),
-  never pickle; a value JSON would not give back exactly stays out of L2, and a stored one
-  of the wrong shape is a counted ``l2_rejected`` miss.  L2 failure never fails a call.
-- Canonical keys: the executor hands :meth:`fetch` params normalised by the tool's schema
-  (defaults filled in), so a call and its default-filled twin share one entry in both
-  tiers; :meth:`key_for`, :meth:`contains` and :meth:`invalidate` normalise the same way.
-- With :class:`~runtime.cache.lease.SharedFlights` the leader's L2 GET is a *claim*: the
-  value, a lease to run the tool (the write is then the lease's checked publish), or a
-  wait for another replica's flight (:mod:`runtime.cache.lease`).
+- L2 holds JSON (:mod:`runtime.cache.codec`), never pickle; a stored value of the wrong
+  shape is a counted ``l2_rejected`` miss.  L2 failure never fails a call.
+- Keys are canonical: params normalised by the tool's schema, in every method.
+- With :class:`~runtime.cache.lease.SharedFlights` the leader's L2 GET is a *claim*
+  (:mod:`runtime.cache.lease`).  The reasoning: docs/architecture.md.
 """
 
 from __future__ import annotations

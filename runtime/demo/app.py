@@ -28,7 +28,6 @@ import anyio
 import attrs
 
 from runtime.calls import CallReport, CallStart
-from runtime.config import RuntimeConfig
 from runtime.demo.console import Progress, print_table
 from runtime.demo.session import Answer, Asker, ReplayResult, discover, replay, walk_through
 from runtime.demo.workload import distinct_count, question_catalogue, zipf_sample
@@ -39,6 +38,7 @@ from runtime.ops import (
     existing_database,
     register_ops_tools,
 )
+from runtime.ops.config import OpsRuntimeConfig
 from runtime.runtime import Runtime, open_runtime
 from runtime.tools import ToolContext, ToolRegistry
 
@@ -172,7 +172,7 @@ class DemoReport:
 
 
 def prepare_database(
-    config: RuntimeConfig,
+    config: OpsRuntimeConfig,
     progress: Progress | None = None,
     asked: Mapping[str, int] | None = None,
 ) -> BuildSummary:
@@ -188,7 +188,7 @@ def prepare_database(
 
 
 def run_demo(
-    config: RuntimeConfig,
+    config: OpsRuntimeConfig,
     *,
     backend: Backend = "trio",
     progress: Callable[[], Any] | None = None,
@@ -208,7 +208,7 @@ def run_demo(
 
 
 def _ensure(
-    config: RuntimeConfig, progress: Callable[[], Any] | None, asked: Mapping[str, int] | None
+    config: OpsRuntimeConfig, progress: Callable[[], Any] | None, asked: Mapping[str, int] | None
 ) -> BuildSummary:
     if progress is None:
         return prepare_database(config, asked=asked)
@@ -216,7 +216,7 @@ def _ensure(
         return prepare_database(config, callback, asked)
 
 
-async def _session(config: RuntimeConfig, summary: BuildSummary, backend: str) -> DemoReport:
+async def _session(config: OpsRuntimeConfig, summary: BuildSummary, backend: str) -> DemoReport:
     ops = config.ops
     db = await OpsDatabase.open(summary.path)
     try:

@@ -191,18 +191,7 @@ def _fleet_questions(estate: Estate, rng: random.Random) -> list[Question]:
             "search",
             {"filters": [{"field": "status", "op": "=", "value": "degraded"}], "limit": 50},
         ),
-        Question(
-            "critical events in the last hour",
-            "HISTORY",
-            "event_log",
-            {"severity": "critical", "time_range": "last_1h", "limit": 50},
-        ),
-        Question(
-            "critical and major events today",
-            "HISTORY",
-            "event_log",
-            {"severity": ["critical", "major"], "time_range": "last_24h", "limit": 100},
-        ),
+        *_event_questions(),
     ]
     for ci_type in estate.types():
         members = estate.of_type(ci_type)
@@ -247,14 +236,9 @@ def _fleet_questions(estate: Estate, rng: random.Random) -> list[Question]:
     return questions
 
 
-def _dashboard_questions(estate: Estate) -> list[Question]:
-    """The on-call dashboard's panels: re-asked on every refresh, by every operator.
-
-    These head the catalogue because a dashboard asks them far more often than any one
-    person asks anything else -- and they are fleet-wide, so they are also the dearest
-    questions to answer from the database.
-    """
-    questions = [
+def _event_questions() -> list[Question]:
+    """Recent critical (and major) events: a dashboard panel and an operator's question."""
+    return [
         Question(
             "critical events in the last hour",
             "HISTORY",
@@ -267,6 +251,18 @@ def _dashboard_questions(estate: Estate) -> list[Question]:
             "event_log",
             {"severity": ["critical", "major"], "time_range": "last_24h", "limit": 100},
         ),
+    ]
+
+
+def _dashboard_questions(estate: Estate) -> list[Question]:
+    """The on-call dashboard's panels: re-asked on every refresh, by every operator.
+
+    These head the catalogue because a dashboard asks them far more often than any one
+    person asks anything else -- and they are fleet-wide, so they are also the dearest
+    questions to answer from the database.
+    """
+    questions = [
+        *_event_questions(),
     ]
     for ci_type in ("app", "database", "host", "service"):
         members = estate.of_type(ci_type)

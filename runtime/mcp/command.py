@@ -29,7 +29,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from runtime.config import RuntimeConfig
+from runtime.ops.config import OpsRuntimeConfig
 from runtime.runtime import Runtime, open_runtime
 from runtime.tools import ToolRegistry
 
@@ -99,7 +99,7 @@ def add_parser(
     add_database_flags(parser)
 
 
-def run(args: argparse.Namespace, config: RuntimeConfig) -> int:
+def run(args: argparse.Namespace, config: OpsRuntimeConfig) -> int:
     """Serve until the client leaves (stdio) or a signal arrives (HTTP)."""
     from runtime.mcp.server import ServerSettings
 
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, config: RuntimeConfig) -> int:
 
 
 @asynccontextmanager
-async def ops_runtime(config: RuntimeConfig) -> AsyncIterator[Runtime]:
+async def ops_runtime(config: OpsRuntimeConfig) -> AsyncIterator[Runtime]:
     """A runtime with the ops tools over the configured CMDB (built when absent) and the
     tools of the ``mcp_servers`` section."""
     from runtime.ops import OpsDatabase, ensure_database, register_ops_tools
@@ -162,7 +162,7 @@ async def ops_runtime(config: RuntimeConfig) -> AsyncIterator[Runtime]:
         db.close()
 
 
-async def _serve_stdio(config: RuntimeConfig, settings: ServerSettings) -> None:
+async def _serve_stdio(config: OpsRuntimeConfig, settings: ServerSettings) -> None:
     from mcp.server.stdio import stdio_server
 
     from runtime.mcp.server import create_server

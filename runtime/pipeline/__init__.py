@@ -6,12 +6,10 @@
 * :mod:`~runtime.pipeline.run` -- :func:`run_pipeline` and the :class:`StepExecutor` seam;
 * :mod:`~runtime.pipeline.result` -- :class:`PipelineResult`, :class:`StepOutcome`;
 * :mod:`~runtime.pipeline.refs` -- ``$step.path[*].key`` references in step params;
-* :mod:`~runtime.pipeline.library` -- compositions declared as data, and the built-in ones.
+* :mod:`~runtime.pipeline.library` -- compositions declared as data.
 """
 
 from runtime.pipeline.library import (
-    BUILTIN_COMPOSITIONS,
-    builtin_compositions,
     compile_composition,
     compile_compositions,
 )
@@ -39,7 +37,6 @@ from runtime.pipeline.steps import (
 )
 
 __all__ = [
-    "BUILTIN_COMPOSITIONS",
     "PIPELINE_TOOL_TYPE",
     "Backoff",
     "OnError",
@@ -56,7 +53,6 @@ __all__ = [
     "StepStatus",
     "UnresolvedReference",
     "backoff_delay",
-    "builtin_compositions",
     "compile_composition",
     "compile_compositions",
     "compile_params",

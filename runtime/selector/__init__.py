@@ -8,15 +8,12 @@ the static beliefs and the configuration.
 from __future__ import annotations
 
 from runtime.selector.intents import (
-    BUILTIN_OPERATIONS,
-    DEFAULT_CANDIDATES,
     Candidate,
     Intent,
-    IntentType,
     unreachable_operations,
 )
 from runtime.selector.observations import ObservationSettings, Outcome, ToolStats
-from runtime.selector.profiles import DEFAULT_PROFILES, ToolProfile
+from runtime.selector.profiles import DEFAULT_PROFILE, ToolProfile
 from runtime.selector.scoring import (
     DEFAULT_STRATEGIES,
     Factors,
@@ -29,15 +26,12 @@ from runtime.selector.settings import SelectorSettings
 from runtime.selector.state import SelectorState, ToolSnapshot
 
 __all__ = [
-    "BUILTIN_OPERATIONS",
-    "DEFAULT_CANDIDATES",
-    "DEFAULT_PROFILES",
+    "DEFAULT_PROFILE",
     "DEFAULT_STRATEGIES",
     "Candidate",
     "FactorScore",
     "Factors",
     "Intent",
-    "IntentType",
     "ObservationSettings",
     "Outcome",
     "Ranked",

@@ -4,91 +4,28 @@ An *intent* names a kind of question ("find configuration items", "show a metric
 time"); a *candidate* is a ``(tool_type, operation)`` pair able to answer it.  The selector
 ranks the candidates of an intent; it never invents them.
 
-Intents are plain strings in the core, because users add their own by name in the
-configuration; :class:`IntentType` lists the built-in ones as a convenience
-(``IntentType.SEARCH == "SEARCH"``).  The list merges the two vocabularies of the original:
-the design's (SEARCH, METRIC, RELATIONSHIP, HISTORY, ANALYSIS) and the planner's real
-``Intent`` enum (LOOKUP, SEARCH, LIST, AGGREGATE, EXPAND, PATH), with EXPAND folded into
-RELATIONSHIP and SERIES split from METRIC.  The original keyed its candidate map on one
-vocabulary and looked it up with the other, so METRIC.series, HISTORY and CEP could never be
-chosen; :func:`unreachable_operations` exists so a test (and config validation) can prove
-that every operation is reachable.
+Intents are plain strings, named in the configuration (``selector.intents``) or by a
+preset (the ops suite's ``runtime.ops.preset.IntentType``); the core knows none.
+:func:`unreachable_operations` lets a test prove that every operation of a suite is
+reachable from some intent.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
 __all__ = [
-    "BUILTIN_OPERATIONS",
-    "DEFAULT_CANDIDATES",
     "Candidate",
     "Intent",
-    "IntentType",
     "intent_name",
     "unreachable_operations",
 ]
 
 Candidate = tuple[str, str]
 """A ``(tool_type, operation)`` pair."""
-
-
-class IntentType(enum.StrEnum):
-    """The built-in intents of the operations assistant."""
-
-    SEARCH = "SEARCH"
-    """Find configuration items matching keywords or filters."""
-    LOOKUP = "LOOKUP"
-    """Fetch one configuration item by id or code."""
-    LIST = "LIST"
-    """Enumerate configuration items of a kind, possibly grouped."""
-    AGGREGATE = "AGGREGATE"
-    """Count or summarise items or metric values."""
-    METRIC = "METRIC"
-    """A metric value for one or more items."""
-    SERIES = "SERIES"
-    """A metric over time for one item."""
-    RELATIONSHIP = "RELATIONSHIP"
-    """What an item depends on or what depends on it."""
-    PATH = "PATH"
-    """How two items are connected."""
-    HISTORY = "HISTORY"
-    """What happened to items: events, alerts, changes."""
-    ANALYSIS = "ANALYSIS"
-    """Why something happens: rule simulation and supporting evidence."""
-
-
-BUILTIN_OPERATIONS: tuple[Candidate, ...] = (
-    ("CI", "search"),
-    ("CI", "get"),
-    ("CI", "aggregate"),
-    ("METRIC", "aggregate"),
-    ("METRIC", "series"),
-    ("GRAPH", "expand"),
-    ("GRAPH", "path"),
-    ("HISTORY", "event_log"),
-    ("CEP", "simulate"),
-)
-"""The nine operations of the built-in ops tool suite."""
-
-# Order within a list is the author's preference; ranking never depends on it (ties break
-# by name), it only documents which operation is the natural answer.
-DEFAULT_CANDIDATES: Mapping[str, tuple[Candidate, ...]] = {
-    IntentType.SEARCH: (("CI", "search"), ("CI", "get")),
-    IntentType.LOOKUP: (("CI", "get"), ("CI", "search")),
-    IntentType.LIST: (("CI", "search"), ("CI", "aggregate")),
-    IntentType.AGGREGATE: (("CI", "aggregate"), ("METRIC", "aggregate")),
-    IntentType.METRIC: (("METRIC", "aggregate"), ("METRIC", "series")),
-    IntentType.SERIES: (("METRIC", "series"),),
-    IntentType.RELATIONSHIP: (("GRAPH", "expand"), ("GRAPH", "path")),
-    IntentType.PATH: (("GRAPH", "path"), ("GRAPH", "expand")),
-    IntentType.HISTORY: (("HISTORY", "event_log"),),
-    IntentType.ANALYSIS: (("CEP", "simulate"), ("METRIC", "series"), ("HISTORY", "event_log")),
-}
 
 
 def intent_name(intent: Intent | str) -> str:
@@ -118,8 +55,7 @@ class Intent:
 
 
 def unreachable_operations(
-    candidates: Mapping[str, Iterable[Candidate]],
-    operations: Iterable[Candidate] = BUILTIN_OPERATIONS,
+    candidates: Mapping[str, Iterable[Candidate]], operations: Iterable[Candidate]
 ) -> frozenset[Candidate]:
     """The operations that no intent lists as a candidate (empty when all are reachable)."""
     reachable = {pair for pairs in candidates.values() for pair in pairs}

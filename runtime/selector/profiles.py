@@ -8,9 +8,8 @@ when the operation sits idle), and how well it fits each intent (the seed design
 bonus corrects them per question, e.g. ``GRAPH.path`` answers PATH exactly and
 RELATIONSHIP only partly.
 
-The defaults describe the built-in ops suite: ``CI.get`` is an indexed point read, a
-rule simulation replays a time range and writes an execution log, and so on.  They are
-starting beliefs, meant to be overridden from configuration.
+The core has no profiles of its own: an unprofiled operation gets :data:`DEFAULT_PROFILE`;
+a preset (the ops suite's, ``runtime.ops.preset``) or the configuration adds the rest.
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from runtime.selector.intents import Candidate, IntentType
-
-__all__ = ["DEFAULT_PROFILE", "DEFAULT_PROFILES", "ToolProfile"]
+__all__ = ["DEFAULT_PROFILE", "ToolProfile"]
 
 
 def _unit_interval(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -66,62 +63,3 @@ class ToolProfile:
 
 DEFAULT_PROFILE = ToolProfile(accuracy=0.5, completeness=0.5, latency_prior_s=0.1)
 """Used for candidates that have no profile of their own (user tools configured sparsely)."""
-
-_I = IntentType
-
-DEFAULT_PROFILES: Mapping[Candidate, ToolProfile] = {
-    ("CI", "search"): ToolProfile(
-        accuracy=0.85,
-        completeness=0.8,
-        latency_prior_s=0.03,
-        intent_bonus={_I.SEARCH: 1.0, _I.LIST: 0.9, _I.LOOKUP: 0.5},
-    ),
-    ("CI", "get"): ToolProfile(
-        accuracy=1.0,
-        completeness=0.6,
-        latency_prior_s=0.005,
-        intent_bonus={_I.LOOKUP: 1.0, _I.SEARCH: 0.4},
-    ),
-    ("CI", "aggregate"): ToolProfile(
-        accuracy=0.9,
-        completeness=0.7,
-        latency_prior_s=0.05,
-        intent_bonus={_I.AGGREGATE: 1.0, _I.LIST: 0.5},
-    ),
-    ("METRIC", "aggregate"): ToolProfile(
-        accuracy=0.9,
-        completeness=0.6,
-        latency_prior_s=0.08,
-        intent_bonus={_I.METRIC: 1.0, _I.AGGREGATE: 0.7},
-    ),
-    ("METRIC", "series"): ToolProfile(
-        accuracy=0.95,
-        completeness=0.95,
-        latency_prior_s=0.12,
-        intent_bonus={_I.SERIES: 1.0, _I.METRIC: 0.7, _I.ANALYSIS: 0.5},
-    ),
-    ("GRAPH", "expand"): ToolProfile(
-        accuracy=0.9,
-        completeness=0.9,
-        latency_prior_s=0.06,
-        intent_bonus={_I.RELATIONSHIP: 1.0, _I.PATH: 0.4},
-    ),
-    ("GRAPH", "path"): ToolProfile(
-        accuracy=0.95,
-        completeness=0.5,
-        latency_prior_s=0.1,
-        intent_bonus={_I.PATH: 1.0, _I.RELATIONSHIP: 0.5},
-    ),
-    ("HISTORY", "event_log"): ToolProfile(
-        accuracy=0.9,
-        completeness=0.85,
-        latency_prior_s=0.05,
-        intent_bonus={_I.HISTORY: 1.0, _I.ANALYSIS: 0.6},
-    ),
-    ("CEP", "simulate"): ToolProfile(
-        accuracy=0.85,
-        completeness=0.9,
-        latency_prior_s=0.5,
-        intent_bonus={_I.ANALYSIS: 1.0},
-    ),
-}

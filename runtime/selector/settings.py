@@ -4,8 +4,8 @@
 profiles, candidates and weight vectors, plus the learning parameters.
 :meth:`SelectorSettings.from_config` builds it from the ``selector:`` section of the runtime
 configuration (:class:`runtime.config.SelectorConfig`).  There, intents, profiles and
-strategies given by name replace the built-in entry of the same name, and everything else
-keeps the defaults from ``intents.py``, ``profiles.py`` and ``scoring.py``.  Problems the
+strategies given by name replace the built-in entry of the same name (intents and profiles
+have none: a preset such as ``runtime.ops.preset`` supplies them through the config).  Problems the
 generic config loader cannot see, such as an unknown factor in a strategy or a malformed
 ``TOOL.operation``, are reported as :class:`~runtime.errors.ConfigError` with the dotted path
 of the offending value.
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from runtime.errors import ConfigError
-from runtime.selector.intents import DEFAULT_CANDIDATES, Candidate
+from runtime.selector.intents import Candidate
 from runtime.selector.observations import ObservationSettings
-from runtime.selector.profiles import DEFAULT_PROFILE, DEFAULT_PROFILES, ToolProfile
+from runtime.selector.profiles import DEFAULT_PROFILE, ToolProfile
 from runtime.selector.scoring import DEFAULT_STRATEGIES, FACTORS, Strategy, Weights
 
 if TYPE_CHECKING:
@@ -73,10 +73,8 @@ class SelectorSettings:
     a candidate whose error-rate estimate is above this is never explored.
     """
 
-    profiles: Mapping[Candidate, ToolProfile] = attrs.field(factory=lambda: dict(DEFAULT_PROFILES))
-    candidates: Mapping[str, tuple[Candidate, ...]] = attrs.field(
-        factory=lambda: dict(DEFAULT_CANDIDATES)
-    )
+    profiles: Mapping[Candidate, ToolProfile] = attrs.field(factory=dict)
+    candidates: Mapping[str, tuple[Candidate, ...]] = attrs.field(factory=dict)
     strategies: Mapping[str, Weights] = attrs.field(factory=lambda: dict(DEFAULT_STRATEGIES))
     observation: ObservationSettings = attrs.field(factory=ObservationSettings)
     herd_margin: float = attrs.field(default=0.05, validator=_margin)
@@ -160,7 +158,7 @@ def _check(where: str, build: Callable[..., object], setting: dict[str, Any]) ->
 
 
 def _candidates(config: SelectorConfig, path: str) -> dict[str, tuple[Candidate, ...]]:
-    candidates = dict(DEFAULT_CANDIDATES)
+    candidates: dict[str, tuple[Candidate, ...]] = {}
     for intent, names in config.intents.items():
         where = f"{path}.intents.{intent}"
         if not names:
@@ -176,7 +174,7 @@ def _candidates(config: SelectorConfig, path: str) -> dict[str, tuple[Candidate,
 
 
 def _profiles(config: SelectorConfig, path: str) -> dict[Candidate, ToolProfile]:
-    profiles = dict(DEFAULT_PROFILES)
+    profiles: dict[Candidate, ToolProfile] = {}
     for tool, operations in config.profiles.items():
         for op, given in operations.items():
             try:

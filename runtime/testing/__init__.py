@@ -7,7 +7,7 @@ What trio ships as ``trio.testing``, for this runtime -- public, documented and 
   huge or unserialisable answers) and records every call;
 * :mod:`~runtime.testing.runtime` -- :func:`open_test_runtime`, a runtime with seeded ids
   and no timers of its own, so one example always produces the same trace;
-* :mod:`~runtime.testing.strategies` -- hypothesis strategies: ops params (valid and
+* :mod:`~runtime.testing.strategies` -- hypothesis strategies: params (valid and
   invalid) derived from the params schemas, intents, random compositions, fault plans;
 * :mod:`~runtime.testing.stateful` -- :class:`RuntimeStateMachine`, a stateful-test base
   that drives a live runtime through an anyio blocking portal, with built-in invariants;
@@ -41,7 +41,6 @@ from runtime.testing.strategies import (
     compositions,
     fault_plans,
     intents,
-    ops_params,
     params_from_schema,
 )
 
@@ -66,7 +65,6 @@ __all__ = [
     "fault_plans",
     "intents",
     "open_test_runtime",
-    "ops_params",
     "params_from_schema",
     "params_key",
     "quiescence_violations",

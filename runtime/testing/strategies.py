@@ -1,8 +1,9 @@
 """Hypothesis strategies for the runtime's inputs: params, intents, compositions, faults.
 
-Params come from the same data the validator reads (:data:`runtime.ops.params.PARAMS_SCHEMAS`
-and its schema language), so a new field or bound in a schema shows up in the generated
-inputs without touching this module.  ``invalid=True`` inverts that: every example breaks
+Params come from the same data the validator reads (a tool's params schema, in the language
+of :mod:`runtime.tools.schema`), so a new field or bound in a schema shows up in the
+generated inputs without touching this module (the ops suite's: ``runtime.ops.strategies``).
+``invalid=True`` inverts that: every example breaks
 the schema in exactly one place -- a wrong type, an unknown key, a missing required key,
 a value out of range, too many items, a bad discriminator -- at any depth, and the
 validator must reject it with :class:`~runtime.errors.InvalidParams`.
@@ -25,10 +26,9 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from runtime.ops.params import PARAMS_SCHEMAS
 from runtime.pipeline import Backoff, Parallel, Pipeline, State, Step
 from runtime.pipeline.steps import OnError
-from runtime.selector.intents import DEFAULT_CANDIDATES, Candidate, Intent
+from runtime.selector.intents import Candidate, Intent
 from runtime.testing.fakes import ACTIONS, Action, FaultPlan
 from runtime.tools import ToolRegistry
 
@@ -37,7 +37,6 @@ __all__ = [
     "compositions",
     "fault_plans",
     "intents",
-    "ops_params",
     "params_from_schema",
 ]
 
@@ -329,37 +328,27 @@ def params_from_schema(schema: Schema, *, invalid: bool = False) -> st.SearchStr
     return bad
 
 
-def ops_params(tool_type: str, operation: str, *, invalid: bool = False) -> st.SearchStrategy[Any]:
-    """Params of an ops tool, derived from ``PARAMS_SCHEMAS[(tool_type, operation)]``.
-
-    Valid examples pass ``validate_params``; with ``invalid=True`` every example is
-    rejected by it with ``InvalidParams`` (some are not even mappings).
-    """
-    key = (str(tool_type), operation)
-    if key not in PARAMS_SCHEMAS:
-        known = ", ".join(f"{t}.{o}" for t, o in sorted(PARAMS_SCHEMAS))
-        raise KeyError(f"no params schema for {key[0]}.{key[1]}; known: {known}")
-    return params_from_schema(PARAMS_SCHEMAS[key], invalid=invalid)
-
-
 def intents(
-    candidates: Mapping[str, Sequence[Candidate]] = DEFAULT_CANDIDATES,
+    candidates: Mapping[str, Sequence[Candidate]],
     *,
+    schemas: Mapping[Candidate, Schema] | None = None,
     with_params: bool = True,
 ) -> st.SearchStrategy[Intent]:
-    """Intents over ``candidates``, with params valid for one of the intent's candidates
-    (when it has a schema in ``PARAMS_SCHEMAS``; otherwise empty)."""
+    """Intents over ``candidates`` (intent -> its ``(tool_type, operation)`` pairs), with
+    params valid for one of the intent's candidates when ``schemas`` has a params schema
+    for it (otherwise empty).  The ops suite's: ``runtime.ops.strategies.ops_intents``."""
     names = sorted(candidates)
     if not names:
         raise ValueError("no intents to draw from")
+    known = schemas if schemas is not None else {}
 
     @st.composite
     def build(draw: st.DrawFn) -> Intent:
         name = draw(st.sampled_from(names))
         params: Mapping[str, Any] = {}
-        pairs = [pair for pair in candidates[name] if pair in PARAMS_SCHEMAS]
+        pairs = [pair for pair in candidates[name] if pair in known]
         if with_params and pairs:
-            params = draw(ops_params(*draw(st.sampled_from(pairs))))
+            params = draw(params_from_schema(known[draw(st.sampled_from(pairs))]))
         return Intent(name, params)
 
     return build()
@@ -407,6 +396,65 @@ class ResultPresent:
         return (self.step in state) == self.present
 
 
+@st.composite
+def _one_step(
+    draw: st.DrawFn,
+    step_name: str,
+    earlier: tuple[str, ...],
+    *,
+    pairs: Sequence[Candidate],
+    params: Callable[[str, str, str], st.SearchStrategy[Mapping[str, Any]]] | None,
+    policies: Sequence[OnError],
+    conditions: bool,
+    timeouts: Sequence[float | None],
+    max_retries: int,
+    backoff_bases: Sequence[float],
+    is_fallback: bool = False,
+) -> Step:
+    """One step of :func:`compositions` (its fallback drawn the same way, one level deep)."""
+    tool, operation = draw(st.sampled_from(pairs))
+    if params is None:
+        step_params: Mapping[str, Any] = {"step": step_name}
+    else:
+        step_params = draw(params(tool, operation, step_name))
+    if is_fallback:
+        on_error: OnError = draw(st.sampled_from(("fail_fast", "skip")))
+    else:
+        on_error = draw(st.sampled_from(list(policies)))
+    fallback = None
+    if on_error == "fallback":
+        fallback = draw(
+            _one_step(
+                f"{step_name}_fallback",
+                (),
+                pairs=pairs,
+                params=params,
+                policies=policies,
+                conditions=conditions,
+                timeouts=timeouts,
+                max_retries=max_retries,
+                backoff_bases=backoff_bases,
+                is_fallback=True,
+            )
+        )
+    condition = None
+    if conditions and earlier and not is_fallback and draw(st.booleans()):
+        condition = ResultPresent(draw(st.sampled_from(earlier)), draw(st.booleans()))
+    base = draw(st.sampled_from(list(backoff_bases)))
+    return Step(
+        step_name,
+        tool,
+        operation,
+        step_params,
+        on_error=on_error,
+        fallback=fallback,
+        timeout=draw(st.sampled_from(list(timeouts))),
+        retries=draw(st.integers(0, max_retries)),
+        backoff=Backoff(base=base, factor=2.0, max=max(base, 1.0), jitter=0.0),
+        condition=condition,
+    )
+
+
 def compositions(
     operations: Iterable[Candidate] | ToolRegistry,
     *,
@@ -441,38 +489,16 @@ def compositions(
     if not policies:
         raise ValueError("compositions needs at least one error policy")
 
-    @st.composite
-    def one_step(
-        draw: st.DrawFn, step_name: str, earlier: tuple[str, ...], *, is_fallback: bool = False
-    ) -> Step:
-        tool, operation = draw(st.sampled_from(pairs))
-        if params is None:
-            step_params: Mapping[str, Any] = {"step": step_name}
-        else:
-            step_params = draw(params(tool, operation, step_name))
-        if is_fallback:
-            on_error: OnError = draw(st.sampled_from(("fail_fast", "skip")))
-        else:
-            on_error = draw(st.sampled_from(list(policies)))
-        fallback = None
-        if on_error == "fallback":
-            fallback = draw(one_step(f"{step_name}_fallback", (), is_fallback=True))
-        condition = None
-        if conditions and earlier and not is_fallback and draw(st.booleans()):
-            condition = ResultPresent(draw(st.sampled_from(earlier)), draw(st.booleans()))
-        base = draw(st.sampled_from(list(backoff_bases)))
-        return Step(
-            step_name,
-            tool,
-            operation,
-            step_params,
-            on_error=on_error,
-            fallback=fallback,
-            timeout=draw(st.sampled_from(list(timeouts))),
-            retries=draw(st.integers(0, max_retries)),
-            backoff=Backoff(base=base, factor=2.0, max=max(base, 1.0), jitter=0.0),
-            condition=condition,
-        )
+    one_step = partial(
+        _one_step,
+        pairs=pairs,
+        params=params,
+        policies=list(policies),
+        conditions=conditions,
+        timeouts=list(timeouts),
+        max_retries=max_retries,
+        backoff_bases=list(backoff_bases),
+    )
 
     @st.composite
     def build(draw: st.DrawFn) -> Pipeline:

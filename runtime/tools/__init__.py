@@ -1,6 +1,6 @@
 """The tool model: types, the tool protocol and the registry."""
 
-from runtime.tools.model import ToolContext, ToolResult, ToolType
+from runtime.tools.model import ToolContext, ToolResult
 from runtime.tools.registry import Tool, ToolRegistry, ToolSpec, safe_execute
 
 __all__ = [
@@ -9,6 +9,5 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "ToolSpec",
-    "ToolType",
     "safe_execute",
 ]

@@ -1,29 +1,17 @@
 """Value types of the tool model: what a tool is asked with and what it answers.
 
-``ToolType`` names the built-in tool families; any other string is accepted for user
-tools, so every API that takes a tool type takes ``str`` and the enum is only a
-convenience (``ToolType.CI == "CI"``).
+A tool type is any non-empty string; a tool suite may name its own as a ``StrEnum``
+(the ops suite's ``runtime.ops.preset.ToolType``), which compares equal to the string.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-__all__ = ["ToolContext", "ToolResult", "ToolType"]
-
-
-class ToolType(enum.StrEnum):
-    """The built-in tool families of the operations assistant."""
-
-    CI = "CI"
-    METRIC = "METRIC"
-    GRAPH = "GRAPH"
-    HISTORY = "HISTORY"
-    CEP = "CEP"
+__all__ = ["ToolContext", "ToolResult"]
 
 
 def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
