@@ -15,7 +15,7 @@ sizes and statistics, and asks this class where an entry lives and who leaves.
   probation (``admitted``).  With one side empty, the other's oldest leaves.
 - Invariants: ``len(window) <= window_max``, ``len(probation) + len(protected) <=
   main_max``, ``len(protected) <= protected_max``; each entry is in exactly one region
-  (``entry.region``).  The entry being put is never a candidate in its own put.
+  (``entry.region``, while it is stored).  The entry being put is never a candidate in its own put.
 """
 
 from __future__ import annotations
@@ -117,23 +117,29 @@ class TinyLfuRegions(Generic[E]):
 
     def remove(self, entry: E) -> None:
         del entry.region[entry.digest]
-        entry.region = None
 
     def evict(self) -> E:
-        """Choose and remove the entry that leaves to make room (the store is not empty)."""
+        """Choose and remove the entry that leaves to make room (the store is not empty).
+
+        The leaving entry's ``region`` is left as it was: it is in no region any more, and
+        the store never asks a removed entry where it is."""
         window = self.window
         main = self.probation or self.protected
-        if window and main:
-            if self.sketch.more_frequent(next(iter(window)), next(iter(main))):
-                _, leaving = main.popitem(last=False)
-                _, candidate = window.popitem(last=False)
-                self.probation[candidate.digest] = candidate
-                candidate.region = self.probation
-                candidate.group.admitted += 1
-            else:
-                _, leaving = window.popitem(last=False)
-                leaving.group.rejected_by_frequency += 1
-        else:
-            _, leaving = (window or main).popitem(last=False)
-        leaving.region = None
+        if not main:
+            return window.popitem(False)[1]
+        if not window:
+            return main.popitem(False)[1]
+        # The admission duel; a candidate never asked for (the common case under churn)
+        # loses without the victim's estimate being read.
+        frequency = self.sketch.frequency
+        wanted = frequency(next(iter(window)))
+        if wanted and wanted > frequency(next(iter(main))):
+            leaving = main.popitem(False)[1]
+            candidate = window.popitem(False)[1]
+            self.probation[candidate.digest] = candidate
+            candidate.region = self.probation
+            candidate.group.admitted += 1
+            return leaving
+        leaving = window.popitem(False)[1]
+        leaving.group.rejected_by_frequency += 1
         return leaving
