@@ -415,7 +415,7 @@ class CacheStore(Generic[V]):
             self._last_now = now
         digest = key.digest
         lfu = self._lfu
-        old = self._find(digest)
+        old = self._recency.get(digest) if lfu is None else lfu.get(digest)
         region = None
         if old is not None:
             if lfu is not None:
