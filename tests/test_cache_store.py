@@ -363,6 +363,8 @@ class StoreMachine(RuleBasedStateMachine):
     def stored_entries_and_order_agree_expired_ones_included(self) -> None:
         ours = [e.key.digest for e in self.store.live_entries(-math.inf)]
         assert ours == self.model.order()
+        assert len(self.store) == len(self.model.entries)
+        assert self.store.bytes_used == self.model.bytes_used()
 
     @invariant()
     def capacity_is_respected(self) -> None:
