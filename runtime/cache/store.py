@@ -329,18 +329,22 @@ class CacheStore(Generic[V]):
                 return MISS
             self._recency.move_to_end(digest)
         else:
-            # Most hits are in protected: served there with one lookup, the rest by touch.
-            protected = lfu.protected
-            entry = protected.get(digest)
-            if entry is not None:
-                if now >= entry.expires:
-                    return MISS
-                protected.move_to_end(digest)
+            # The hot path, so no helper frame: protected holds most of a big working set,
+            # the window all of a small one (nothing leaves it until it overflows).
+            region = lfu.protected
+            entry = region.get(digest)
+            if entry is None:
+                region = lfu.window
+                entry = region.get(digest)
+                if entry is None:
+                    region = lfu.probation
+                    entry = region.get(digest)
+            if entry is None or now >= entry.expires:
+                return MISS
+            if region is lfu.probation:
+                lfu.touch(digest)  # a promotion
             else:
-                entry = lfu.get(digest)
-                if entry is None or now >= entry.expires:
-                    return MISS
-                lfu.touch(digest)
+                region.move_to_end(digest)
             lfu.sketch.increment(digest)
         entry.group.hits += 1
         return entry.value  # type: ignore[return-value]  # a stored entry is never _DEAD

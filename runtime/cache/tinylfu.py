@@ -85,7 +85,8 @@ class TinyLfuRegions(Generic[E]):
 
     def get(self, digest: bytes) -> E | None:
         """The entry stored under ``digest``, whichever region holds it."""
-        return self.protected.get(digest) or self.probation.get(digest) or self.window.get(digest)
+        # Entries are always truthy; protected first: it holds most of a big working set.
+        return self.protected.get(digest) or self.window.get(digest) or self.probation.get(digest)
 
     def region_of(self, digest: bytes) -> OrderedDict[bytes, E] | None:
         """The region holding ``digest``'s entry, if any."""
