@@ -329,20 +329,21 @@ class CacheStore(Generic[V]):
                 return MISS
             self._recency.move_to_end(digest)
         else:
-            # The hot path, so no helper frame: protected holds most of a big working set,
-            # the window all of a small one (nothing leaves it until it overflows).
+            # The hot path, so the lookups are inline, in the order of a big working set's
+            # hits: protected holds most of it, probation the rest (a small working set
+            # lives in the window, two lookups further: ~0.1 us of a runtime hit's ~10).
             region = lfu.protected
             entry = region.get(digest)
             if entry is None:
-                region = lfu.window
+                region = lfu.probation
                 entry = region.get(digest)
                 if entry is None:
-                    region = lfu.probation
+                    region = lfu.window
                     entry = region.get(digest)
             if entry is None or now >= entry.expires:
                 return MISS
             if region is lfu.probation:
-                lfu.touch(digest)  # a promotion
+                lfu.promote(digest, entry)
             else:
                 region.move_to_end(digest)
             lfu.sketch.increment(digest)

@@ -86,7 +86,7 @@ class TinyLfuRegions(Generic[E]):
     def get(self, digest: bytes) -> E | None:
         """The entry stored under ``digest``, whichever region holds it."""
         # Entries are always truthy; protected first: it holds most of a big working set.
-        return self.protected.get(digest) or self.window.get(digest) or self.probation.get(digest)
+        return self.protected.get(digest) or self.probation.get(digest) or self.window.get(digest)
 
     def region_of(self, digest: bytes) -> OrderedDict[bytes, E] | None:
         """The region holding ``digest``'s entry, if any."""
@@ -108,10 +108,17 @@ class TinyLfuRegions(Generic[E]):
         if digest in protected:
             protected.move_to_end(digest)
             return
-        entry = self.probation.pop(digest, None)
+        entry = self.probation.get(digest)
         if entry is None:
             self.window.move_to_end(digest)
             return
+        self.promote(digest, entry)
+
+    def promote(self, digest: bytes, entry: E) -> None:
+        """A hit on ``entry``, in probation: it moves to protected, whose oldest entry
+        goes back to probation if protected is over its share."""
+        del self.probation[digest]
+        protected = self.protected
         protected[digest] = entry
         if len(protected) > self.protected_max:
             demoted_digest, demoted = protected.popitem(False)
