@@ -361,8 +361,8 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def stored_entries_and_order_agree_expired_ones_included(self) -> None:
-        ours = [e.key.digest for e in self.store.live_entries(-math.inf)]
-        assert ours == self.model.order()
+        ours = [(e.key.digest, e.ttl) for e in self.store.live_entries(-math.inf)]
+        assert ours == [(digest, self.model.entries[digest][4]) for digest in self.model.order()]
         assert len(self.store) == len(self.model.entries)
         assert self.store.bytes_used == self.model.bytes_used()
 
