@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import invariant
 from test_cache_store import Model, StoreMachine, key
 
 from runtime.cache import MISS, CacheStore, make_key
@@ -95,6 +96,19 @@ class TinyLfuStoreMachine(StoreMachine):
 
     def make_model(self, max_entries: int, max_bytes: int | None) -> Model:
         return TinyLfuModel(max_entries, max_bytes)
+
+    @invariant()
+    def each_entry_is_in_the_models_region(self) -> None:
+        regions = self.store._lfu
+        model = self.model
+        assert regions is not None
+        assert isinstance(model, TinyLfuModel)
+        assert list(regions.window) == model.regions["window"]
+        assert list(regions.probation) == model.regions["probation"]
+        assert list(regions.protected) == model.regions["protected"]
+        assert len(regions.window) <= regions.window_max
+        assert len(regions.protected) <= regions.protected_max
+        assert len(regions.probation) + len(regions.protected) <= regions.main_max
 
 
 TinyLfuStoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60)
