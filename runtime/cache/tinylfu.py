@@ -14,8 +14,8 @@ sizes and statistics, and asks this class where an entry lives and who leaves.
   victim stays (``rejected_by_frequency`` for the candidate); a winning candidate moves to
   probation (``admitted``).  With one side empty, the other's oldest leaves.
 - Invariants: ``len(window) <= window_max``, ``len(probation) + len(protected) <=
-  main_max``, ``len(protected) <= protected_max``; each entry is in exactly one region
-  (``entry.region``).  The entry being put is never a candidate in its own put.
+  main_max``, ``len(protected) <= protected_max``; each stored entry is in exactly one
+  region.  The entry being put is never a candidate in its own put.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ class _Counted(Protocol):
 
 class _Placed(Protocol):
     digest: bytes
-    region: Any  # the OrderedDict of the region holding the entry, None when not placed
     group: Any  # the entry's counters (_Counted)
 
 
@@ -47,7 +46,11 @@ E = TypeVar("E", bound=_Placed)
 
 
 class TinyLfuRegions(Generic[E]):
-    """The window / probation / protected regions of a store of ``max_entries``."""
+    """The window / probation / protected regions of a store of ``max_entries``.
+
+    The regions are the store's only map of its entries (digest to entry): an entry is
+    found by asking protected, probation and the window in turn (most hits are in
+    protected), and it needs no back-reference to its region."""
 
     __slots__ = (
         "_max_entries",
@@ -77,6 +80,21 @@ class TinyLfuRegions(Generic[E]):
         yield from self.probation.values()
         yield from self.protected.values()
 
+    def __len__(self) -> int:
+        return len(self.window) + len(self.probation) + len(self.protected)
+
+    def get(self, digest: bytes) -> E | None:
+        """The entry stored under ``digest``, whichever region holds it."""
+        # Entries are always truthy; protected first: it holds most of a big working set.
+        return self.protected.get(digest) or self.probation.get(digest) or self.window.get(digest)
+
+    def region_of(self, digest: bytes) -> OrderedDict[bytes, E] | None:
+        """The region holding ``digest``'s entry, if any."""
+        for region in (self.protected, self.probation, self.window):
+            if digest in region:
+                return region
+        return None
+
     def grow_sketch(self, entries: int) -> None:
         """Resize the sketch once the store holds more entries than it was sized for
         (as Caffeine does: a sketch for 10M entries is not allocated for 10 stored ones).
@@ -84,56 +102,66 @@ class TinyLfuRegions(Generic[E]):
         if entries > self.sketch.capacity < self._max_entries:
             self.sketch = FrequencySketch(min(self._max_entries, 2 * self.sketch.capacity))
 
-    def touch(self, entry: E) -> None:
-        """A hit on ``entry``: promote it from probation, else refresh its recency."""
-        region = entry.region
-        digest = entry.digest
-        if region is not self.probation:
-            region.move_to_end(digest)
+    def touch(self, digest: bytes) -> None:
+        """A hit on a stored entry: promote it from probation, else refresh its recency."""
+        protected = self.protected
+        if digest in protected:
+            protected.move_to_end(digest)
             return
-        del region[digest]
+        entry = self.probation.get(digest)
+        if entry is None:
+            self.window.move_to_end(digest)
+            return
+        self.promote(digest, entry)
+
+    def promote(self, digest: bytes, entry: E) -> None:
+        """A hit on ``entry``, in probation: it moves to protected, whose oldest entry
+        goes back to probation if protected is over its share."""
+        del self.probation[digest]
         protected = self.protected
         protected[digest] = entry
-        entry.region = protected
         if len(protected) > self.protected_max:
-            _, demoted = protected.popitem(last=False)
-            self.probation[demoted.digest] = demoted
-            demoted.region = self.probation
+            demoted_digest, demoted = protected.popitem(False)
+            self.probation[demoted_digest] = demoted
 
     def insert(self, entry: E, region: OrderedDict[bytes, E] | None = None) -> None:
         """Place a new ``entry`` (in ``region``, else the window), most recent last.
 
         The caller made room first, so an overflowing window's oldest entry finds room in
         main.  A re-put passes its predecessor's region: count never grows there."""
-        target = self.window if region is None else region
-        target[entry.digest] = entry
-        entry.region = target
+        if region is not None:
+            region[entry.digest] = entry
+            return
         window = self.window
+        window[entry.digest] = entry
         if len(window) > self.window_max:
-            _, moved = window.popitem(last=False)
-            self.probation[moved.digest] = moved
-            moved.region = self.probation
+            moved_digest, moved = window.popitem(False)
+            self.probation[moved_digest] = moved
             moved.group.admitted += 1
 
-    def remove(self, entry: E) -> None:
-        del entry.region[entry.digest]
-        entry.region = None
+    def remove(self, digest: bytes) -> None:
+        """Remove a stored entry from its region."""
+        if self.protected.pop(digest, None) is None and self.probation.pop(digest, None) is None:
+            del self.window[digest]
 
     def evict(self) -> E:
         """Choose and remove the entry that leaves to make room (the store is not empty)."""
         window = self.window
         main = self.probation or self.protected
-        if window and main:
-            if self.sketch.more_frequent(next(iter(window)), next(iter(main))):
-                _, leaving = main.popitem(last=False)
-                _, candidate = window.popitem(last=False)
-                self.probation[candidate.digest] = candidate
-                candidate.region = self.probation
-                candidate.group.admitted += 1
-            else:
-                _, leaving = window.popitem(last=False)
-                leaving.group.rejected_by_frequency += 1
-        else:
-            _, leaving = (window or main).popitem(last=False)
-        leaving.region = None
+        if not main:
+            return window.popitem(False)[1]
+        if not window:
+            return main.popitem(False)[1]
+        # The admission duel; a candidate never asked for (the common case under churn)
+        # loses without the victim's estimate being read.
+        frequency = self.sketch.frequency
+        wanted = frequency(next(iter(window)))
+        if wanted and wanted > frequency(next(iter(main))):
+            leaving = main.popitem(False)[1]
+            candidate_digest, candidate = window.popitem(False)
+            self.probation[candidate_digest] = candidate
+            candidate.group.admitted += 1
+            return leaving
+        leaving = window.popitem(False)[1]
+        leaving.group.rejected_by_frequency += 1
         return leaving
