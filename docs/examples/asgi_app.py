@@ -477,7 +477,6 @@ async def runtime_lifespan(
     """The CMDB (built when absent) and the runtime over it, for as long as the service
     runs; yields the request state ``{"runtime": rt}``.  With ``mcp_endpoint`` (an
     ``McpEndpoint``), the MCP face is served over the same runtime meanwhile."""
-    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     summary = await anyio.to_thread.run_sync(prepare_database, chosen)
     log.info("CMDB at %s (%d CIs, built now: %s)", summary.path, summary.cis, summary.built)
     db = await OpsDatabase.open(chosen.database)
@@ -491,6 +490,8 @@ async def runtime_lifespan(
                 mcp = chosen.config.mcp
                 served_as = McpServerSettings(tenant=mcp.tenant, tokens=mcp.tokens)
                 await faces.enter_async_context(mcp_endpoint.running(rt, served_as))
+            # Once started: at start-up threads do the work, and switching often slows them.
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
             yield {"runtime": rt}
             log.info("shutting the runtime down")
         # Every actor task lived in the runtime's task group, which has now exited.
