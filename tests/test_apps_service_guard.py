@@ -12,6 +12,7 @@ and hypercorn exits once drained instead of waiting out its graceful timeout.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +60,40 @@ async def test_a_body_over_the_limit_is_a_413_json_logged_as_one_line(
     assert "Traceback" not in new
     assert "unexpected error" not in new
     assert new.count("\n") <= 1, new
+
+
+def send_then_read(port: int, head: bytes, body: bytes) -> bytes:
+    """Send the head, give the server time to answer early, send the body, read to EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        time.sleep(0.3)  # before the fix the 413 and the close came here, mid-upload
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+async def test_a_client_still_uploading_an_oversized_body_reads_the_413(
+    server: Server, chunked: bool
+) -> None:
+    # The server used to answer at the headers (or at the limit) and close with the rest
+    # of the body unread: the kernel then resets the connection, and the client -- still
+    # sending -- got a reset instead of the answer.
+    if chunked:
+        head = b"POST /ask HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        piece = b"a" * 65536
+        body = (b"%x\r\n%s\r\n" % (len(piece), piece)) * 20 + b"0\r\n\r\n"
+    else:
+        head = b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(OVER_LIMIT)
+        body = OVER_LIMIT
+    head = head.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    with anyio.fail_after(30):
+        answer = await anyio.to_thread.run_sync(send_then_read, server.port, head, body)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"413", answer[:300]
+    assert b"BodyTooLarge" in rest
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,12 @@
 Per HTTP request, in this order: admission (beyond ``max_in_flight`` requests in flight the
 answer is 503 with ``Retry-After``), the body limit (a declared or streamed body over
 ``max_body_bytes`` is 413 -- chunked or not -- raised as :class:`BodyTooLarge` into the
-endpoint, which answers it), the deadline (a request still running after ``deadline_s`` is
-cancelled and answered 504), and draining (once :meth:`ServiceGuard.begin_draining` was
-called, every answer carries ``Connection: close``).  Every answer it makes itself is JSON
-``{"error", "message"}``; an optional access log writes one line per request.
+endpoint, which answers it; the rest of the body is read and dropped first, bounded, so
+the client still sending reads the answer instead of a reset), the deadline (a request
+still running after ``deadline_s`` is cancelled and answered 504), and draining (once
+:meth:`ServiceGuard.begin_draining` was called, every answer carries ``Connection: close``).
+Every answer it makes itself is JSON ``{"error", "message"}``; an optional access log
+writes one line per request.
 
 Invariants: ``in_flight`` counts the requests admitted and not yet finished, whatever way
 they finish (answered, cancelled, failed); a request refused at the door never runs the
@@ -35,6 +37,11 @@ access_log = logging.getLogger("runtime.example.access")
 
 MAX_IN_FLIGHT_LIMIT = 100_000
 MAX_DEADLINE_S = 3600.0
+# An oversized body is read and dropped (up to this much, for this long) before the 413:
+# a server that closes a connection with unread data resets it, and the client, still
+# sending, then never reads the answer.
+DISCARD_MAX_BYTES = 16 << 20
+DISCARD_MAX_S = 5.0
 
 
 class BodyTooLarge(Exception):
@@ -154,6 +161,7 @@ class ServiceGuard:
                 return
             declared = _content_length(scope)
             if declared is not None and declared > settings.max_body_bytes:
+                await discard_body(receive)
                 await answer(413, "BodyTooLarge", _too_large(settings.max_body_bytes))
                 return
             self.in_flight += 1
@@ -193,10 +201,23 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                if message.get("more_body", False):
+                    await discard_body(receive)
                 raise BodyTooLarge(_too_large(limit))
         return message
 
     return counted
+
+
+async def discard_body(receive: Receive) -> None:
+    """Read the rest of a request body and drop it (bounded: ``DISCARD_MAX_*``)."""
+    dropped = 0
+    with anyio.move_on_after(DISCARD_MAX_S):
+        while dropped <= DISCARD_MAX_BYTES:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            dropped += len(message.get("body", b""))
 
 
 def _too_large(limit: int) -> str:

@@ -21,7 +21,7 @@ Endpoints (JSON in, JSON out)::
     POST /execute  {tool, operation, params, tenant}     -> one tool call
     POST /compose  {name, params, tenant}                -> a named composition's result
     GET  /stats                                          -> cache, tracer and actor health
-    GET  /traces?format=json|jsonl|csv|chrome&limit=N    -> the buffered trace records
+    GET  /traces?format=json|jsonl|csv|chrome&limit=N    -> the buffered trace records, streamed
     GET  /traces/report                                  -> the HTML trace report of the ring
     GET  /dashboard                                      -> a live page polling /stats
     GET  /healthz                                        -> 200 when every actor is up, else 503
@@ -34,7 +34,8 @@ status: a malformed request is 400; an unknown route 404, a wrong method 405; a 
 ``UnknownIntent``, an unknown composition or strategy) is 422; an unknown tool or CI is 404;
 a tool that failed is 502; one that timed out, or a request past its deadline, 504; a
 request beyond the in-flight limit 503 with ``Retry-After``.  Admission, deadline, body
-limit and draining live in :mod:`_service_guard`; docs/examples/README.md has the limits.
+limit and draining live in :mod:`_service_guard`, the servers and their signal handling in
+:mod:`_service_serving`; docs/examples/README.md has the limits.
 
 Settings come from arguments, or from the environment for ``uvicorn module:app``:
 ``RUNTIME_CMDB`` (database path, default ``var/example-cmdb.sqlite``), ``RUNTIME_CMDB_CIS``
@@ -49,9 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -65,7 +64,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from runtime import (
@@ -88,6 +87,7 @@ from runtime.ops import OpsDatabase, ensure_database, existing_database, registe
 from runtime.ops.config import load_ops_config, ops_defaults
 from runtime.ops.generate import MAX_CIS, MAX_DAYS, MIN_CIS
 from runtime.report.web import dashboard, traces_report
+from runtime.tracer.stream import stream_export
 
 try:  # the MCP face is optional (extra "mcp")
     from runtime.mcp.http import McpEndpoint
@@ -97,8 +97,22 @@ except ImportError:  # pragma: no cover - without the extra
 
 try:  # imported as docs.examples.asgi_app
     from ._service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
+    from ._service_serving import (
+        build_parser,
+        guard_settings,
+        serve_hypercorn_trio,
+        serve_uvicorn,
+        serve_workers,
+    )
 except ImportError:  # run as a script: docs/examples is on sys.path
     from _service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
+    from _service_serving import (
+        build_parser,
+        guard_settings,
+        serve_hypercorn_trio,
+        serve_uvicorn,
+        serve_workers,
+    )
 
 __all__ = ["ServiceSettings", "app", "create_app", "main"]
 
@@ -110,6 +124,10 @@ TRACE_MEDIA_TYPES["chrome"] = "application/json"  # a timeline for Perfetto
 MAX_SLEEP_S = 30.0
 MAX_TRACE_LIMIT = 1_000_000
 BUILD_SIZES = {"cis": 100, "days": 2, "seed": 42}
+# The loop and a worker thread (building a full ring's records for /traces: ~0.5 s of
+# Python) share the GIL; at every socket call the loop gives it up and then waits up to
+# this long to have it back -- 5 ms by default, several times per request.
+SWITCH_INTERVAL_S = 0.001
 
 
 @attrs.frozen(slots=True)
@@ -405,10 +423,10 @@ async def traces(request: Request) -> Response:
     limit = trace_limit(request.query_params.get("limit"))
     if rt.tracer is None:
         raise LookupError("the tracer is disabled (tracer.enabled is false)")
-    # Building and serialising a full ring is ~1 s of CPU: the tracer does it in a worker
-    # thread, so the loop keeps answering meanwhile.
-    text = await rt.tracer.export(fmt, limit=limit)
-    return PlainTextResponse(text, media_type=TRACE_MEDIA_TYPES[fmt])
+    # Formatting a full ring is ~1 s of CPU: the records are built in a worker thread, and
+    # the text is streamed ten records at a time, the loop free between pieces.
+    records = await rt.tracer.records(limit)
+    return StreamingResponse(stream_export(records, fmt), media_type=TRACE_MEDIA_TYPES[fmt])
 
 
 def trace_limit(text: str | None) -> int | None:
@@ -472,6 +490,8 @@ async def runtime_lifespan(
                 mcp = chosen.config.mcp
                 served_as = McpServerSettings(tenant=mcp.tenant, tokens=mcp.tokens)
                 await faces.enter_async_context(mcp_endpoint.running(rt, served_as))
+            # Once started: at start-up threads do the work, and switching often slows them.
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
             yield {"runtime": rt}
             log.info("shutting the runtime down")
         # Every actor task lived in the runtime's task group, which has now exited.
@@ -531,176 +551,14 @@ app = create_app()
 """For ``uvicorn docs.examples.asgi_app:app``: settings from the environment."""
 
 
-# -- serving -------------------------------------------------------------------------------------
+# -- serving (servers and signals: _service_serving) ------------------------------------------
 
 
-def serve_uvicorn(settings: ServiceSettings, host: str, port: int, graceful_timeout: float) -> None:
-    """uvicorn on asyncio.  The first SIGINT/SIGTERM starts draining (every answer says
-    ``Connection: close``) and, once drained, hands over to uvicorn's own graceful stop
-    (stop accepting, finish the requests in flight); the lifespan then stops the runtime."""
-    import threading
-
-    import uvicorn
-
-    guard = ServiceGuard(settings.guard)
-    config = uvicorn.Config(
-        create_app(settings, guard=guard),
-        host=host,
-        port=port,
-        lifespan="on",
-        access_log=False,
-        timeout_graceful_shutdown=math.ceil(graceful_timeout),
-    )
-
-    class DrainingServer(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            if guard.draining:  # a second signal: no more waiting for the drain
-                super().handle_exit(sig, frame)
-                return
-            log.info("got %s: draining, then finishing the requests in flight", sig)
-            guard.begin_draining()
-            threading.Thread(target=self._exit_when_drained, args=(sig,)).start()
-
-        def _exit_when_drained(self, sig: int) -> None:
-            guard.wait_drained()
-            super().handle_exit(sig, None)
-
-    # uvicorn finishes the requests in flight on SIGINT/SIGTERM, then re-raises the signal
-    # under the handlers it found: make those no-ops so a graceful stop exits with status 0.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: None)
-    DrainingServer(config).run()
-
-
-async def serve_hypercorn_trio(
-    settings: ServiceSettings, host: str, port: int, graceful_timeout: float
-) -> None:
-    """hypercorn on trio.  This process runs the runtime's lifespan itself, around the
-    server: at SIGINT/SIGTERM the guard drains, hypercorn stops accepting and finishes the
-    requests in flight, and as soon as none is left the server is cancelled -- instead of
-    waiting out ``graceful_timeout`` for idle connections -- then the runtime stops."""
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.graceful_timeout = graceful_timeout
-    config.accesslog = None
-    logging.getLogger("hypercorn.error").propagate = False  # it has its own handler
-    guard = ServiceGuard(settings.guard)
-    stopping = anyio.Event()
-
-    async def shutdown_on_signal() -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                log.info("got %s: draining, then finishing the requests in flight", name)
-                break
-        guard.begin_draining()
-        await guard.drained()
-        stopping.set()
-
-    async def cancel_once_answered(serving: anyio.CancelScope) -> None:
-        await stopping.wait()
-        with anyio.move_on_after(graceful_timeout):
-            await guard.idle()
-        await anyio.sleep(0.05)  # the last answers leave their sockets
-        serving.cancel()
-
-    service = create_app(settings, guard=guard, own_lifespan=False)
-    async with runtime_lifespan(settings, service.state.mcp_endpoint) as state:
-        guard.state = state
-        async with anyio.create_task_group() as group:
-            group.start_soon(cancel_once_answered, group.cancel_scope)
-            # Starlette is an ASGI 3 app; hypercorn's annotation spells out its own types.
-            await serve(service, config, shutdown_trigger=shutdown_on_signal)  # type: ignore[arg-type]
-            group.cancel_scope.cancel()
-
-
-def guard_settings(args: argparse.Namespace, base: GuardSettings) -> GuardSettings:
-    return attrs.evolve(
-        base,
-        max_in_flight=base.max_in_flight if args.max_in_flight is None else args.max_in_flight,
-        deadline_s=base.deadline_s if args.request_deadline is None else args.request_deadline,
-        access_log=args.access_log or base.access_log,
-    )
-
-
-def serve_workers(args: argparse.Namespace, settings: ServiceSettings) -> int:
-    """``--workers N``: N processes accept on one socket, each with its own runtime.
-
-    They share nothing but the CMDB file and, when ``cache.redis`` is configured, the
-    Redis tier (values and cross-replica single-flight, docs/redis.md).  Each worker builds
-    the module-level ``app`` from the environment, so the settings travel there; the CMDB
-    is built here, once, before the workers could race to build it.
-    """
-    prepare_database(settings)
-    os.environ["RUNTIME_CMDB"] = str(settings.database.resolve())
-    if args.config:
-        os.environ["RUNTIME_CONFIG"] = str(args.config.resolve())
-    if settings.demo_tools:
-        os.environ["RUNTIME_DEMO_TOOLS"] = "1"
-    os.environ["RUNTIME_MAX_IN_FLIGHT"] = str(settings.guard.max_in_flight)
-    os.environ["RUNTIME_REQUEST_DEADLINE"] = str(settings.guard.deadline_s)
-    if settings.guard.access_log:
-        os.environ["RUNTIME_ACCESS_LOG"] = "1"
-    here = str(Path(__file__).resolve().parent)
-    if args.trio:
-        from hypercorn.config import Config
-        from hypercorn.run import run
-
-        config = Config()
-        config.bind = [f"{args.host}:{args.port}"]
-        config.workers = args.workers
-        config.worker_class = "trio"
-        config.application_path = "asgi_app:app"
-        config.graceful_timeout = args.graceful_timeout
-        config.accesslog = None
-        sys.path.insert(0, here)  # spawned workers import the app by this path
-        return run(config)
-    import inspect
-
-    import uvicorn
-
-    options: dict[str, Any] = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
-        # Newer uvicorns restart a worker silent for 5 s; importing and starting a runtime
-        # on a loaded host can take longer than that.
-        options["timeout_worker_healthcheck"] = 60
-    uvicorn.run(
-        "asgi_app:app",
-        app_dir=here,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        lifespan="on",
-        access_log=False,
-        timeout_graceful_shutdown=math.ceil(args.graceful_timeout),
-        **options,
-    )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The runtime as an HTTP service.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--trio", action="store_true", help="serve with hypercorn on trio")
-    parser.add_argument("--database", type=Path, help=f"CMDB path (default {DEFAULT_DATABASE})")
-    parser.add_argument("--cis", type=int, help="CIs in a database built on start (100)")
-    parser.add_argument("--days", type=int, help="days of metrics in a database built on start")
-    parser.add_argument("--seed", type=int, help="generator seed of a database built on start")
-    parser.add_argument("--config", type=Path, help="a runtime configuration YAML file")
-    parser.add_argument("--demo-tools", action="store_true", help="also register DEMO.sleep")
-    parser.add_argument("--graceful-timeout", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--max-in-flight", type=int, metavar="N", help="default 512")
-    parser.add_argument("--request-deadline", type=float, metavar="SECONDS", help="default 60")
-    parser.add_argument("--access-log", action="store_true", help="one log line per request")
-    parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes, each with its own runtime"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def settings_from_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> ServiceSettings:
+    """The environment's settings with the command line's on top; a bad one exits with
+    ``parser.error`` naming the option."""
     settings = ServiceSettings.from_env()
     try:
         guard = guard_settings(args, settings.guard)
@@ -710,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--cis must be between {MIN_CIS} and {MAX_CIS}, got {args.cis}")
     if args.days is not None and not 1 <= args.days <= MAX_DAYS:
         parser.error(f"--days must be between 1 and {MAX_DAYS}, got {args.days}")
-    settings = attrs.evolve(
+    return attrs.evolve(
         settings,
         database=args.database or settings.database,
         cis=args.cis or settings.cis,
@@ -720,15 +578,44 @@ def main(argv: list[str] | None = None) -> int:
         demo_tools=args.demo_tools or settings.demo_tools,
         guard=guard,
     )
+
+
+def worker_environment(settings: ServiceSettings, args: argparse.Namespace) -> dict[str, str]:
+    """The ``RUNTIME_*`` variables that give each worker process these settings."""
+    environment = {
+        "RUNTIME_CMDB": str(settings.database.resolve()),
+        "RUNTIME_MAX_IN_FLIGHT": str(settings.guard.max_in_flight),
+        "RUNTIME_REQUEST_DEADLINE": str(settings.guard.deadline_s),
+    }
+    if args.config:
+        environment["RUNTIME_CONFIG"] = str(args.config.resolve())
+    if settings.demo_tools:
+        environment["RUNTIME_DEMO_TOOLS"] = "1"
+    if settings.guard.access_log:
+        environment["RUNTIME_ACCESS_LOG"] = "1"
+    return environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(DEFAULT_DATABASE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = settings_from_args(parser, args)
     if args.workers > 1:
-        return serve_workers(args, settings)
+        environment = worker_environment(settings, args)
+        return serve_workers(args, environment, lambda: prepare_database(settings))
+    serving = (settings.guard, args.host, args.port, args.graceful_timeout)
     if args.trio:
-        anyio.run(
-            serve_hypercorn_trio, settings, args.host, args.port, args.graceful_timeout,
-            backend="trio",
-        )  # fmt: skip
+        # This process runs the runtime's lifespan around the server (see serve_hypercorn_trio).
+        def make_app(guard: ServiceGuard) -> Starlette:
+            return create_app(settings, guard=guard, own_lifespan=False)
+
+        def lifespan(service: Starlette) -> Any:
+            return runtime_lifespan(settings, service.state.mcp_endpoint)
+
+        anyio.run(serve_hypercorn_trio, make_app, lifespan, *serving, backend="trio")
     else:
-        serve_uvicorn(settings, args.host, args.port, args.graceful_timeout)
+        serve_uvicorn(lambda guard: create_app(settings, guard=guard), *serving)
     return 0
 
 
