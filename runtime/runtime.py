@@ -33,7 +33,13 @@ from runtime.errors import (
     UnknownComposition,
 )
 from runtime.executor import Executor, failure_exception
-from runtime.pipeline import Pipeline, PipelineResult, builtin_compositions, compile_compositions
+from runtime.pipeline import (
+    Pipeline,
+    PipelineResult,
+    StepExecutor,
+    builtin_compositions,
+    compile_compositions,
+)
 from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, SelectorSettings, Weights
 from runtime.selector.actor import SelectorActor
@@ -297,12 +303,15 @@ class Runtime:
         context: ToolContext,
         *,
         deadline: float | None = None,
+        executor: StepExecutor | None = None,
     ) -> PipelineResult:
         """Run a named composition (or a :class:`Pipeline`) and return its result.
 
         Every step goes through the executor, so caching, coalescing and tracing apply per
         step.  ``deadline`` defaults to ``pipeline.default_deadline`` (0: none).  Raises
-        :class:`PipelineError` when a fail-fast step fails.
+        :class:`PipelineError` when a fail-fast step fails.  ``executor`` replaces the
+        runtime's for this run: a wrapper around :attr:`executor` that also watches the
+        step reports (the MCP server's progress does that).
         """
         if self._closed:
             raise RuntimeClosed()
@@ -321,7 +330,7 @@ class Runtime:
                 pipeline,
                 params,
                 context,
-                self.executor,
+                self.executor if executor is None else executor,
                 deadline=deadline,
                 max_concurrency=self.config.pipeline.max_concurrency,
                 rng=self._rng,

@@ -4,8 +4,8 @@
 :class:`~runtime.Runtime`; any transport of the SDK serves it (in-memory, stdio,
 streamable HTTP: :mod:`runtime.mcp.http`).  Contract:
 
-* ``tools/call`` goes through the runtime's public API (``execute``, ``compose``'s pipeline
-  runner, ``execute_best``): cache, selector and tracer apply as in-process;
+* ``tools/call`` goes through the runtime's public API (``execute``, ``compose``,
+  ``execute_best``): cache, selector and tracer apply as in-process;
 * a tool's failure is a result with ``isError`` and one sentence; invalid arguments name
   the parameter path; an unknown tool is a protocol error (``INVALID_PARAMS``).  Nothing
   is logged for these;
@@ -36,13 +36,12 @@ from runtime.calls import CURRENT_SPAN, CallReport, IdGenerator
 from runtime.errors import (
     AllCandidatesFailed,
     InvalidParams,
-    PipelineError,
     RuntimeFault,
     UnknownStrategy,
 )
 from runtime.mcp.catalog import Entry, build_catalog, listing
 from runtime.mcp.naming import parse_traceparent, tenant_for_authorization
-from runtime.pipeline import Pipeline, run_pipeline
+from runtime.pipeline import Pipeline
 from runtime.runtime import Runtime
 from runtime.tools import ToolContext
 
@@ -225,22 +224,18 @@ class _Face:
         if self.runtime.closed:
             return _error("The runtime is closed.")
         pipeline = self.runtime.compositions[name]
-        config = self.runtime.config.pipeline
         send, receive = anyio.create_memory_object_stream[str](len(pipeline.step_names) * 4)
         executor = _ProgressExecutor(self.runtime.executor, pipeline, send)
         async with anyio.create_task_group() as group:
             group.start_soon(_relay_progress, ctx, receive, len(pipeline.step_names))
             try:
                 with send:
-                    result = await run_pipeline(
-                        pipeline,
-                        arguments,
-                        context,
-                        executor,
-                        deadline=config.default_deadline or None,
-                        max_concurrency=config.max_concurrency,
+                    # Runtime.compose: counted in running_pipelines, config's deadline
+                    # and concurrency cap, the runtime's retry jitter source.
+                    result = await self.runtime.compose(
+                        pipeline, arguments, context, executor=executor
                     )
-            except PipelineError as exc:
+            except RuntimeFault as exc:  # PipelineError, or the runtime closed meanwhile
                 return _error(_sentence(exc))
         return _ok(result.to_dict())
 
