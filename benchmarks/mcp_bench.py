@@ -8,7 +8,9 @@ responses) on loopback by uvicorn in its own process, and driven by the same ``m
 client from this process (asyncio):
 
 * ``ours`` -- ``runtime.mcp.http.McpEndpoint`` over a runtime (cache, tracer, selector on);
-* ``fastmcp`` -- FastMCP 4.x with ``ResponseCachingMiddleware`` (``count`` excluded);
+* ``fastmcp`` -- FastMCP 4.x with ``ResponseCachingMiddleware`` (``count`` excluded), its
+  tools declared without an output schema as ours are, so the client does the same work
+  for both;
 * ``floor`` -- the SDK's bare low-level ``Server`` answering at once, no tool work and
   no cache: what one MCP request costs through this transport and client.  A cache-hit
   figure cannot beat it, so it is printed beside the goals as their floor.
@@ -96,14 +98,14 @@ def _fastmcp_app() -> Any:
     executions = 0
     server = FastMCP("bench")
 
-    @server.tool(name="bench_read")
+    @server.tool(name="bench_read", output_schema=None)
     async def read(key: str) -> dict[str, Any]:
         nonlocal executions
         executions += 1
         await anyio.sleep(READ_S)
         return {"key": key, "value": len(key)}
 
-    @server.tool(name="bench_count")
+    @server.tool(name="bench_count", output_schema=None)
     async def count() -> dict[str, Any]:
         return {"executions": executions}
 
