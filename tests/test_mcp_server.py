@@ -7,6 +7,7 @@ direct dispatcher).  Every test is bounded by ``anyio.fail_after``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,6 +108,8 @@ async def test_call_returns_structured_content_and_text_through_the_cache(
     assert first.structured_content == direct
     assert first.content[0].type == "text"
     assert '"records"' in first.content[0].text
+    compact = json.dumps(first.structured_content, ensure_ascii=False, separators=(",", ":"))
+    assert first.content[0].text == compact  # the same data, without padding (as FastMCP's)
     assert second.structured_content == first.structured_content
     assert [r.cache_hit for r in records] == [False, True, True]
     assert {r.tenant for r in records} == {"acme"}

@@ -97,7 +97,7 @@ def create_server(runtime: Runtime, settings: ServerSettings | None = None) -> S
 
 
 def _ok(data: Any, meta: dict[str, Any] | None = None) -> types.CallToolResult:
-    text = json.dumps(data, ensure_ascii=False, default=str)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
     structured = dict(data) if isinstance(data, Mapping) else None
     return types.CallToolResult(
         content=[types.TextContent(text=text)], structured_content=structured, _meta=meta
