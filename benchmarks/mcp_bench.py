@@ -8,9 +8,12 @@ responses) on loopback by uvicorn in its own process, and driven by the same ``m
 client from this process (asyncio):
 
 * ``ours`` -- ``runtime.mcp.http.McpEndpoint`` over a runtime (cache, tracer, selector on);
-* ``fastmcp`` -- FastMCP 4.x with ``ResponseCachingMiddleware`` (``count`` excluded);
-* ``floor`` -- the SDK's bare low-level ``Server`` answering at once, no tool work and
-  no cache: what one MCP request costs through this transport and client.  A cache-hit
+* ``fastmcp`` -- FastMCP 4.x with ``ResponseCachingMiddleware`` (``count`` excluded), its
+  tools declared without an output schema as ours are, so the client does the same work
+  for both;
+* ``floor`` -- the SDK's bare low-level ``Server`` answering at once with a result of the
+  same shape (``structuredContent`` and its text), no tool work and no cache: what one
+  MCP request costs through this transport and client.  A cache-hit
   figure cannot beat it, so it is printed beside the goals as their floor.
 
 Figures: ``throughput_vs_fastmcp`` (calls/s at 32 concurrent clients, keys Zipf s=1.1
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
+import json
 import os
 import random
 import socket
@@ -95,14 +99,14 @@ def _fastmcp_app() -> Any:
     executions = 0
     server = FastMCP("bench")
 
-    @server.tool(name="bench_read")
+    @server.tool(name="bench_read", output_schema=None)
     async def read(key: str) -> dict[str, Any]:
         nonlocal executions
         executions += 1
         await anyio.sleep(READ_S)
         return {"key": key, "value": len(key)}
 
-    @server.tool(name="bench_count")
+    @server.tool(name="bench_count", output_schema=None)
     async def count() -> dict[str, Any]:
         return {"executions": executions}
 
@@ -122,10 +126,19 @@ def _floor_app() -> Any:
         return types.ListToolsResult(tools=[types.Tool(name=n, input_schema=schema) for n in names])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        # The result shape ours and FastMCP send: the mapping and its text rendering.
         data = {"key": (params.arguments or {}).get("key"), "executions": 0}
-        return types.CallToolResult(content=[], structured_content=data)
+        text = types.TextContent(text=json.dumps(data, separators=(",", ":")))
+        return types.CallToolResult(content=[text], structured_content=data)
 
-    server: Server[Any] = Server("floor", on_list_tools=list_tools, on_call_tool=call_tool)
+    server: Server[Any] = Server(
+        "floor",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        # As ours and FastMCP do: the SDK's Mcp-Param check looks the schema up here
+        # instead of running tools/list on every call.
+        get_tool_input_schema=lambda name: {"type": "object"},
+    )
     return server.streamable_http_app(stateless_http=True)
 
 

@@ -34,7 +34,7 @@ from runtime.errors import (
 )
 from runtime.executor import Executor, data_or_raise, failure_exception
 from runtime.handles import CacheHandle, SelectorHandle, TracerHandle
-from runtime.pipeline import Pipeline, PipelineResult, compile_compositions
+from runtime.pipeline import Pipeline, PipelineResult, StepExecutor, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
 from runtime.selector import Candidate, Intent, Ranked, Weights
 from runtime.selector.actor import SelectorActor
@@ -301,12 +301,15 @@ class Runtime:
         context: ToolContext,
         *,
         deadline: float | None = None,
+        executor: StepExecutor | None = None,
     ) -> PipelineResult:
         """Run a named composition (or a :class:`Pipeline`) and return its result.
 
         Every step goes through the executor, so caching, coalescing and tracing apply per
         step.  ``deadline`` defaults to ``pipeline.default_deadline`` (0: none).  Raises
-        :class:`PipelineError` when a fail-fast step fails.
+        :class:`PipelineError` when a fail-fast step fails.  ``executor`` replaces the
+        runtime's for this run: a wrapper around :attr:`executor` that also watches the
+        step reports (the MCP server's progress does that).
         """
         if self._closed:
             raise RuntimeClosed()
@@ -325,7 +328,7 @@ class Runtime:
                 pipeline,
                 params,
                 context,
-                self.executor,
+                self.executor if executor is None else executor,
                 deadline=deadline,
                 max_concurrency=self.config.pipeline.max_concurrency,
                 rng=self._rng,

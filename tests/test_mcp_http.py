@@ -132,3 +132,44 @@ async def test_the_handler_checks_the_token_even_without_our_gate(registry: Tool
                             done = await client.call_tool("probe_wait", {"key": "k"})
                             assert done.structured_content == {"key": "k", "tenant": expected}
     assert gate.tenants == ["tenant-b"]
+
+
+async def test_a_call_over_http_does_not_run_tools_list(
+    registry: ToolRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK checks Mcp-Param headers against the called tool's schema; without the
+    # server's schema lookup it would run (and serialize) tools/list on every call.
+    from runtime.mcp import server as server_module
+
+    listed = 0
+    list_tools = server_module._Face.list_tools
+
+    async def counting(self: object, ctx: object, params: object) -> object:
+        nonlocal listed
+        listed += 1
+        return await list_tools(self, ctx, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server_module._Face, "list_tools", counting)
+    gate = Gate()
+    gate.release.set()
+    add_probe_tools(registry, gate)
+    endpoint = McpEndpoint()
+    with anyio.fail_after(LIMIT):
+        async with open_runtime(registry) as rt, endpoint.running(rt):
+            async with connect(endpoint, None) as client:
+                # The client itself lists once, on its first call (for output schemas).
+                await client.call_tool("probe_wait", {"key": "first"})
+                before = listed
+                for key in ("a", "b", "a"):
+                    done = await client.call_tool("probe_wait", {"key": key})
+                    assert done.structured_content == {"key": key, "tenant": "default"}
+                after = listed
+                tools = (await client.list_tools()).tools
+            server = create_server(rt)
+    assert before <= 1
+    assert after == before
+    assert listed == after + 1
+    lookup = server.get_tool_input_schema
+    assert lookup is not None
+    assert all(lookup(tool.name) == tool.input_schema for tool in tools)
+    assert lookup("no_such_tool") is None

@@ -7,6 +7,7 @@ direct dispatcher).  Every test is bounded by ``anyio.fail_after``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from ops_fixtures import fixture_ops_db, fixture_ops_db_path, fixture_registry  # noqa: F401
 
-from runtime import Runtime, ToolRegistry, open_runtime
+from runtime import Runtime, ToolRegistry, config_from_dict, open_runtime
 from runtime.mcp import ServerSettings, create_server
 from runtime.ops import TOOL_DEFS
 from runtime.ops.config import ops_defaults
@@ -108,6 +109,8 @@ async def test_call_returns_structured_content_and_text_through_the_cache(
     assert first.structured_content == direct
     assert first.content[0].type == "text"
     assert '"records"' in first.content[0].text
+    compact = json.dumps(first.structured_content, ensure_ascii=False, separators=(",", ":"))
+    assert first.content[0].text == compact  # the same data, without padding (as FastMCP's)
     assert second.structured_content == first.structured_content
     assert [r.cache_hit for r in records] == [False, True, True]
     assert {r.tenant for r in records} == {"acme"}
@@ -351,3 +354,29 @@ async def test_a_call_after_the_runtime_closed_is_an_error_result(
     assert closed.is_error
     assert "closed" in closed.content[0].text
     assert composed.is_error
+
+
+async def test_a_composition_over_mcp_counts_in_running_pipelines(
+    registry: ToolRegistry, gate: Gate, mode: str
+) -> None:
+    add_probe_tools(registry, gate)
+    held = {"steps": [{"name": "hold", "tool": "PROBE", "operation": "wait", "params": {}}]}
+    config = config_from_dict({"compositions": {"held": held}})
+    results: list[Any] = []
+    with anyio.fail_after(LIMIT):
+        async with open_runtime(registry, config) as rt:
+            async with Client(create_server(rt), mode=mode) as client:
+
+                async def call() -> None:
+                    results.append(await client.call_tool("compose_held", {}))
+
+                async with anyio.create_task_group() as group:
+                    group.start_soon(call)
+                    await gate.started.wait()
+                    running = rt.running_pipelines
+                    gate.release.set()
+            after = rt.running_pipelines
+    assert running == 1
+    assert after == 0
+    assert not results[0].is_error
+    assert results[0].structured_content["primary"] == {"key": None, "tenant": "default"}
