@@ -394,7 +394,7 @@ async def open_runtime(
                 config.cache.max_entries, config.cache.max_bytes, config.cache.policy
             )
             if l2 is not None and l2.settings.shared_flight:
-                flights = SharedFlights(l2)
+                flights = await stack.enter_async_context(SharedFlights.open(l2))
             cache = ResultCacheService(
                 cache_actor, config.cache, l2=l2, registry=registry, flights=flights
             )
