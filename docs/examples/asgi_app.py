@@ -96,8 +96,10 @@ except ImportError:  # pragma: no cover - without the extra
     McpEndpoint = None  # type: ignore[assignment,misc]
 
 try:  # imported as docs.examples.asgi_app
+    from ._reuseport import serve_uvicorn_workers
     from ._service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
 except ImportError:  # run as a script: docs/examples is on sys.path
+    from _reuseport import serve_uvicorn_workers
     from _service_guard import BodyTooLarge, GuardMiddleware, GuardSettings, ServiceGuard
 
 __all__ = ["ServiceSettings", "app", "create_app", "main"]
@@ -658,6 +660,13 @@ def serve_workers(args: argparse.Namespace, settings: ServiceSettings) -> int:
         config.accesslog = None
         sys.path.insert(0, here)  # spawned workers import the app by this path
         return run(config)
+    if sys.platform == "linux":
+        # A listening socket per worker (SO_REUSEPORT): the kernel spreads connections
+        # over the workers, where uvicorn's one shared socket lets one worker take a whole
+        # burst of them (see _reuseport).
+        return serve_uvicorn_workers(
+            "asgi_app:app", here, args.host, args.port, args.workers, args.graceful_timeout
+        )
     import inspect
 
     import uvicorn
