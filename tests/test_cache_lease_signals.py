@@ -9,11 +9,14 @@ subject, and there the counters say which of the two woke the waiter.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 import anyio
 import pytest
 from coredis.tokens import PureToken
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis_server import RedisServer, redis_server
 from test_cache_lease import ACME, LIMIT, Source, flights, lease_of, raw_client, replicas
 
@@ -211,3 +214,50 @@ async def test_start_up_does_not_wait_for_a_redis_that_is_down(
             answer = await rt.execute_result("CI", "get", {"ci_id": 5}, ACME)
     assert answer.success
     assert source.executions == 1
+
+
+# -- the bells, as a property ------------------------------------------------------------
+
+LEASES = st.sampled_from([b"a", b"b", b"c"])
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("arm"), LEASES),
+        st.tuples(st.just("ring"), LEASES),
+        st.tuples(st.just("disarm"), st.integers(0, 20)),
+    ),
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@given(steps=STEPS)
+@settings(max_examples=200, deadline=None)
+def test_a_bell_is_set_exactly_when_its_lease_rang_while_it_was_armed(
+    backend: str, steps: list[tuple[str, Any]]
+) -> None:
+    async def play() -> None:
+        signals = FlightSignals()
+        every: list[tuple[anyio.Event, bool]] = []  # each bell, and whether it must be set
+        armed: list[tuple[bytes, int, ExitStack]] = []  # lease, index in every, its scope
+        for action, arg in steps:
+            if action == "arm":
+                scope = ExitStack()
+                event = scope.enter_context(signals.bell(arg))
+                armed.append((arg, len(every), scope))
+                every.append((event, False))
+            elif action == "ring":
+                signals.ring(arg)
+                for lease, index, _ in armed:
+                    if lease == arg:
+                        every[index] = (every[index][0], True)
+                armed = [entry for entry in armed if entry[0] != arg]  # rung: spent
+            elif armed:
+                _, _, scope = armed.pop(arg % len(armed))
+                scope.close()  # the claim stopped waiting
+            assert signals.armed == len(armed)
+        assert [event.is_set() for event, _ in every] == [must for _, must in every]
+        for _, _, scope in armed:
+            scope.close()
+        assert signals.armed == 0
+
+    anyio.run(play, backend=backend)
