@@ -333,6 +333,15 @@ def run_load(url: str, directory: Path, seconds: float, generator: str) -> tuple
     raise RuntimeError(f"no Requests/sec in wrk's output: {done.stdout}")
 
 
+def listening(port: int) -> int:
+    """Listening TCP sockets on ``port`` (Linux /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        count += fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port
+    return count
+
+
 @contextlib.contextmanager
 def service(directory: Path, workers: int, trio: bool) -> Iterator[str]:
     """The example service with ``workers`` processes, running; yields its /execute URL."""
@@ -359,6 +368,12 @@ def service(directory: Path, workers: int, trio: bool) -> Iterator[str]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError(f"the service ({workers} workers) did not start") from None
                 time.sleep(0.2)
+        # uvicorn's workers each listen on a socket of their own once their runtime is up;
+        # /healthz answers as soon as the first is: wait for them all.
+        while listening(port) < (1 if trio else workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all {workers} workers listen on {port}")
+            time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/execute"
     finally:
         os.killpg(server.pid, signal.SIGTERM)

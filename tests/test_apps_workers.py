@@ -109,8 +109,11 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def established_on(pid: int, port: int) -> int:
-    """Connections to ``port`` that process ``pid`` holds (accepted), from Linux /proc."""
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+
+
+def sockets_on(pid: int, port: int, state: str) -> int:
+    """Sockets on local ``port`` in ``state`` that process ``pid`` holds, from Linux /proc."""
     inodes: set[str] = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -123,8 +126,8 @@ def established_on(pid: int, port: int) -> int:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            established = fields[3] == "01"
-            if established and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+            in_state = fields[3] == state
+            if in_state and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
                 count += 1
     return count
 
@@ -175,7 +178,11 @@ def test_uvicorn_workers_share_a_burst_of_connections(tmp_path: Path) -> None:
     connections: list[socket.socket] = []
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while len(workers_of(process.pid)) < 2 or not _healthy(port):
+        # Up means both workers listen: a worker binds its socket at once but listens only
+        # once its runtime has started, and until then the kernel routes nothing to it.
+        while len(workers := workers_of(process.pid)) < 2 or not all(
+            sockets_on(pid, port, LISTEN) for pid in workers
+        ):
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"not up in {START_TIMEOUT_S}s:\n{log.read_text()}"
             time.sleep(0.1)
@@ -183,7 +190,7 @@ def test_uvicorn_workers_share_a_burst_of_connections(tmp_path: Path) -> None:
         # request, so with one shared socket one worker's accept loop would take them all.
         connections.extend(burst(port, 16))
         statuses = [ask_health(connection) for connection in connections]
-        held = [established_on(pid, port) for pid in workers_of(process.pid)]
+        held = [sockets_on(pid, port, ESTABLISHED) for pid in workers_of(process.pid)]
         assert all(status.endswith(b"200 OK") for status in statuses), statuses
         assert sum(held) == 16, (held, log.read_text())
         # The kernel hashes each connection to one socket: both see some (all 16 on one
