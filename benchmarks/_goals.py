@@ -386,6 +386,13 @@ GOALS: tuple[Goal, ...] = (
         ours="executions_l2",
         anchor="executions_l1_only",
         issue=22,
+        when_missed=(
+            "it is at its floor, `db_load_floor_l2` (distinct questions asked / executions with"
+            " L1 only: each question run once across the 4 replicas); below 0.27 needs a"
+            " workload in which every replica asks every question. Cross-replica flights are"
+            " what bring it there: `db_load_ratio_l2_without_flights` is the same run with"
+            " `shared_flight: false`."
+        ),
     ),
     Goal(
         "scaleout_bench",
@@ -416,6 +423,13 @@ GOALS: tuple[Goal, ...] = (
         ours="requests_per_s_2_workers",
         anchor="requests_per_s_1_worker",
         issue=22,
+        when_missed=(
+            "compare it with `cpu_available_ratio`, the CPU time two busy processes get over"
+            " what one gets on the machine in the same run: a shared VM that caps a session's"
+            " share of its vCPUs (~1 while other sessions are busy) leaves a second worker"
+            " nothing to gain, and two workers then split the same CPU with more per-request"
+            " overhead. `load_generator_cpu_share` is the generator's own cost (wrk: ~1 %)."
+        ),
     ),
     Goal(
         "soak",

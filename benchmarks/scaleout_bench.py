@@ -11,7 +11,8 @@ Figures:
 - ``db_load_ratio_l2`` -- total tool executions with L1 + L2 / total with L1 only, summed
   over the workers (goal <= 0.27; 1/workers is the floor once every replica has seen every
   question; ``db_load_floor_l2`` is this run's floor: distinct questions asked / executions
-  with L1 only, reached when every question runs once in all replicas together).  An
+  with L1 only, reached when every question runs once in all replicas together;
+  ``db_load_ratio_l2_without_flights`` the same with ``shared_flight: false``).  An
   execution is a call the tool really ran:
   ``L1 misses - coalesced - l2_hits``, from each runtime's cache statistics.
 - ``db_query_ratio_l2`` -- the same for the SQL queries the tools issued
@@ -33,19 +34,26 @@ Cross-replica single-flight and worker processes (replicas: tests/cache_replica.
   TTL (1 s) plus the tool's time (goal <= 1.0; median of runs); ``lease_takeover_raw_s``
   is the undivided time.
 - ``workers_throughput_ratio`` -- the example service (docs/examples/asgi_app.py, uvicorn)
-  with ``--workers 2`` / with 1, cached ``POST /execute`` calls from ``wrk`` (one thread,
-  32 connections) on loopback (goal >= 1.3 on 2 cores); ``load_generator_cpu_share`` is
-  wrk's own CPU time over wall time x cores, ``workers_throughput_ratio_hypercorn`` the
-  same with ``--trio`` (informational).
+  with ``--workers 2`` / with 1, cached ``POST /execute`` calls on loopback from 32
+  keep-alive connections, both services up and the load alternating between them
+  (goal >= 1.3 on 2 cores).  ``load_generator`` says which generator ran: ``wrk`` (one
+  thread) when it is on PATH, else ``python`` (benchmarks/_loadgen.py, costlier);
+  ``load_generator_cpu_share`` is its own CPU time over wall time x cores.
+  ``cpu_available_ratio`` is the anchor: the CPU two busy processes get / one gets on this
+  machine in this run (~2 on an idle 2-core host, ~1 where the host caps this session's
+  share), and ``workers_throughput_vs_cpu_available`` the ratio over it.
+  ``workers_throughput_ratio_hypercorn``: the same with ``--trio`` (informational).
 
     python benchmarks/scaleout_bench.py [--quick]
 
-Needs ``redis-server`` and ``wrk`` on PATH (``apt-get install redis-server wrk``).
+Needs ``redis-server`` on PATH (``apt-get install redis-server``), and ``wrk`` for the
+cheap load generator (``apt-get install wrk``; ``make bench`` installs both).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -60,7 +68,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +163,12 @@ async def run_worker(job: dict[str, Any]) -> dict[str, Any]:
     asked = questions(job["questions"], job["cis"])
     trace = zipf_trace(len(asked), job["calls"], seed=1000 + job["index"])
     redis = (
-        RedisConfig(url=job["redis_url"], op_timeout=1.0, generation_cache=1.0)
+        RedisConfig(
+            url=job["redis_url"],
+            op_timeout=1.0,
+            generation_cache=1.0,
+            shared_flight=job.get("shared_flight", True),
+        )
         if job["redis_url"]
         else None
     )
@@ -281,39 +296,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wrk_script(directory: Path) -> Path:
-    body = json.dumps({"tool": "CI", "operation": "get", "params": {"ci_id": 1}, "tenant": "b"})
-    script = directory / "execute.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
-    return script
+EXECUTE_BODY = json.dumps({"tool": "CI", "operation": "get", "params": {"ci_id": 1}, "tenant": "b"})
+LOAD_CONNECTIONS = 32
 
 
-def run_wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
-    """(requests per second, wrk's CPU seconds) of one wrk run."""
+def load_generator() -> str:
+    """``wrk`` when it is on PATH (it costs little CPU), else benchmarks/_loadgen.py."""
+    return "wrk" if shutil.which("wrk") is not None else "python"
+
+
+def run_load(url: str, directory: Path, seconds: float, generator: str) -> tuple[float, float]:
+    """(requests per second, the generator's CPU seconds) of one closed-loop load run."""
+    if generator == "wrk":
+        script = directory / "execute.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(EXECUTE_BODY)}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        command = ["wrk", "-t1", f"-c{LOAD_CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script), url]
+    else:
+        parts = urllib.parse.urlsplit(url)
+        command = [
+            sys.executable, str(ROOT / "benchmarks" / "_loadgen.py"), str(parts.hostname),
+            str(parts.port), parts.path, EXECUTE_BODY, str(seconds), str(LOAD_CONNECTIONS),
+        ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    )
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if generator != "wrk":
+        return float(done.stdout.split()[-1]), cpu
     for line in done.stdout.splitlines():
         if line.startswith("Requests/sec:"):
             return float(line.split()[1]), cpu
     raise RuntimeError(f"no Requests/sec in wrk's output: {done.stdout}")
 
 
-def serve_throughput(
-    directory: Path, workers: int, trio: bool, seconds: int
-) -> tuple[float, float]:
-    """Requests/s of the example service with ``workers`` processes, and wrk's CPU share."""
+def listening(port: int) -> int:
+    """Listening TCP sockets on ``port`` (Linux /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        count += fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port
+    return count
+
+
+@contextlib.contextmanager
+def service(directory: Path, workers: int, trio: bool) -> Iterator[str]:
+    """The example service with ``workers`` processes, running; yields its /execute URL."""
     port = free_port()
     command = [
         sys.executable,
@@ -327,7 +358,6 @@ def serve_throughput(
     server = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    url = f"http://127.0.0.1:{port}/execute"
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -338,9 +368,13 @@ def serve_throughput(
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError(f"the service ({workers} workers) did not start") from None
                 time.sleep(0.2)
-        script = wrk_script(directory)
-        run_wrk(url, script, 3)  # warm-up: every worker up, its L1 warm
-        rate, cpu = run_wrk(url, script, seconds)
+        # uvicorn's workers each listen on a socket of their own once their runtime is up;
+        # /healthz answers as soon as the first is: wait for them all.
+        while listening(port) < (1 if trio else workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all {workers} workers listen on {port}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/execute"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -348,7 +382,61 @@ def serve_throughput(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
-    return rate, cpu / (seconds * (os.cpu_count() or 1))
+
+
+def serve_throughput(directory: Path, trio: bool, rounds: int, seconds: float) -> dict[str, float]:
+    """Requests/s with 1 and with 2 worker processes, and the generator's CPU share.
+
+    Both services run side by side (the idle one costs nothing) and the load alternates
+    between them ``rounds`` times: the other load on a shared machine drifts, and
+    alternating gives both the same share of it.  The ratio is of the totals.
+    """
+    generator = load_generator()
+    with service(directory, 1, trio) as one, service(directory, 2, trio) as two:
+        for url in (one, two):  # warm-up: every worker up, its L1 warm
+            run_load(url, directory, 2, generator)
+        rates: dict[str, list[float]] = {one: [], two: []}
+        cpu = 0.0
+        for _ in range(rounds):
+            for url in (one, two):
+                rate, used = run_load(url, directory, seconds, generator)
+                rates[url].append(rate)
+                cpu += used
+    return {
+        "one": statistics.fmean(rates[one]),
+        "two": statistics.fmean(rates[two]),
+        "ratio": sum(rates[two]) / sum(rates[one]),
+        "cpu_share": cpu / (2 * rounds * seconds * (os.cpu_count() or 1)),
+    }
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def cpu_available_ratio(rounds: int, seconds: float) -> float:
+    """CPU time two busy processes get / one gets, over the same wall time (alternating).
+
+    The anchor of ``workers_throughput_ratio``: what a second process can gain on this
+    machine now.  On an idle 2-core host it is ~2; where the host gives this session a
+    fixed share of CPU whatever its process count (a shared VM), it is ~1, and no number
+    of workers can do better.
+    """
+    context = multiprocessing.get_context("spawn")
+    got = {1: 0.0, 2: 0.0}
+    for _ in range(rounds):
+        for count in (1, 2):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            processes = [context.Process(target=spin, args=(seconds,)) for _ in range(count)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            got[count] += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return got[2] / got[1]
 
 
 def scaleout_figures(directory: Path, server: RedisServer, quick: bool) -> dict[str, Any]:
@@ -358,15 +446,22 @@ def scaleout_figures(directory: Path, server: RedisServer, quick: bool) -> dict[
     runs = 1 if quick else 3
     takeovers = [takeover(directory / f"takeover-{run}", server) for run in range(runs)]
     taken = statistics.median(takeovers)
-    seconds = 4 if quick else 10
-    one, _ = serve_throughput(directory, 1, trio=False, seconds=seconds)
-    two, share = serve_throughput(directory, 2, trio=False, seconds=seconds)
-    one_trio, _ = serve_throughput(directory, 1, trio=True, seconds=seconds)
-    two_trio, _ = serve_throughput(directory, 2, trio=True, seconds=seconds)
+    rounds, seconds = (2, 2.0) if quick else (5, 3.0)
+    cpu_ratio = cpu_available_ratio(rounds, seconds)
+    uvicorn = serve_throughput(directory, trio=False, rounds=rounds, seconds=seconds)
+    hypercorn = serve_throughput(directory, trio=True, rounds=rounds, seconds=seconds)
+    generator = load_generator()
     print(f"  stampede: {shared} execution(s) with flights, {unshared} without")
     print(f"  takeover: {', '.join(f'{t:.3f}s' for t in takeovers)}")
-    print(f"  uvicorn : {one:.0f} req/s with 1 worker, {two:.0f} with 2 (wrk CPU {share:.0%})")
-    print(f"  hypercorn-trio: {one_trio:.0f} req/s with 1 worker, {two_trio:.0f} with 2")
+    print(
+        f"  uvicorn : {uvicorn['one']:.0f} req/s with 1 worker, {uvicorn['two']:.0f} with 2 "
+        f"({generator} CPU {uvicorn['cpu_share']:.0%}); 2 busy processes get "
+        f"{cpu_ratio:.2f}x the CPU of 1 here now"
+    )
+    print(
+        f"  hypercorn-trio: {hypercorn['one']:.0f} req/s with 1 worker, "
+        f"{hypercorn['two']:.0f} with 2"
+    )
     return {
         "executions_cross_replica_stampede": shared,
         "executions_stampede_without_flights": unshared,
@@ -377,13 +472,20 @@ def scaleout_figures(directory: Path, server: RedisServer, quick: bool) -> dict[
         "lease_takeover_raw_s": round(taken, 4),
         "lease_takeover_runs_s": [round(t, 4) for t in takeovers],
         "lease_ttl_s": TAKEOVER_TTL_S,
-        "workers_throughput_ratio": round(two / one, 4),
-        "requests_per_s_1_worker": round(one, 1),
-        "requests_per_s_2_workers": round(two, 1),
-        "load_generator_cpu_share": round(share, 4),
-        "workers_throughput_ratio_hypercorn": round(two_trio / one_trio, 4),
-        "requests_per_s_1_worker_hypercorn": round(one_trio, 1),
-        "requests_per_s_2_workers_hypercorn": round(two_trio, 1),
+        "workers_throughput_ratio": round(uvicorn["ratio"], 4),
+        "requests_per_s_1_worker": round(uvicorn["one"], 1),
+        "requests_per_s_2_workers": round(uvicorn["two"], 1),
+        "cpu_available_ratio": round(cpu_ratio, 4),
+        "workers_throughput_vs_cpu_available": round(uvicorn["ratio"] / cpu_ratio, 4),
+        "load_generator": generator,
+        "load_generator_cpu_share": round(uvicorn["cpu_share"], 4),
+        "throughput_rounds": rounds,
+        "throughput_round_s": seconds,
+        "workers_throughput_ratio_hypercorn": round(hypercorn["ratio"], 4),
+        "requests_per_s_1_worker_hypercorn": round(hypercorn["one"], 1),
+        "requests_per_s_2_workers_hypercorn": round(hypercorn["two"], 1),
+        "load_generator_cpu_share_hypercorn": round(hypercorn["cpu_share"], 4),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
     }
 
@@ -396,10 +498,8 @@ def main(argv: list[str] | None = None) -> None:
     cis, days = (120, 2) if quick else (400, 7)
     question_count, calls = (120, 1000) if quick else (400, 4000)
     executable = shutil.which("redis-server")
-    if executable is None or shutil.which("wrk") is None:
-        raise SystemExit(
-            "redis-server or wrk not installed; install them with: apt-get install redis-server wrk"
-        )
+    if executable is None:
+        raise SystemExit("redis-server not installed: apt-get install redis-server")
     directory = Path(tempfile.mkdtemp(prefix="rt-scaleout-"))
     server = RedisServer(executable, directory)
     try:
@@ -410,6 +510,8 @@ def main(argv: list[str] | None = None) -> None:
         l1_only = run_phase(base, None)
         flush(server)
         with_l2 = run_phase(base, server.url)
+        flush(server)
+        without_flights = run_phase({**base, "shared_flight": False}, server.url)
         scaleout = scaleout_figures(directory, server, quick)
     finally:
         server.stop()
@@ -433,6 +535,10 @@ def main(argv: list[str] | None = None) -> None:
             "db_load_ratio_l2": round(executions_l2 / executions_l1, 4),
             "db_query_ratio_l2": round(queries_l2 / queries_l1, 4),
             "db_load_floor_l2": round(distinct / executions_l1, 4),
+            "db_load_ratio_l2_without_flights": round(
+                total(without_flights, "executions") / executions_l1, 4
+            ),
+            "executions_l2_without_flights": total(without_flights, "executions"),
             "executions_l1_only": executions_l1,
             "executions_l2": executions_l2,
             "executions_l1_only_per_worker": [row["executions"] for row in l1_only],

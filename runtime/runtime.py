@@ -456,7 +456,7 @@ async def _open_cache(
     if config.cache.redis is not None:
         l2 = await stack.enter_async_context(RedisTier.open(redis_settings(config.cache.redis)))
         if l2.settings.shared_flight:
-            flights = SharedFlights(l2)
+            flights = await stack.enter_async_context(SharedFlights.open(l2))
     actor = CacheActor(config.cache.max_entries, config.cache.max_bytes, config.cache.policy)
     return ResultCacheService(actor, config.cache, l2=l2, registry=registry, flights=flights)
 

@@ -7,7 +7,7 @@ only starts servers around it and stops them at SIGINT/SIGTERM:
   says ``Connection: close``); once drained the server stops accepting, finishes the
   requests in flight, and the runtime stops after it (a second signal stops at once);
 * hypercorn exits as soon as no request is left, not at its graceful timeout;
-* ``--workers N``: N processes accept on one socket, each importing ``asgi_app:app`` and
+* ``--workers N``: N processes (one socket each under uvicorn on Linux), each importing ``asgi_app:app`` and
   starting its own runtime, with the settings passed in ``RUNTIME_*`` variables.
 """
 
@@ -30,8 +30,10 @@ import anyio
 import attrs
 
 try:  # imported as docs.examples._service_serving
+    from ._reuseport import serve_uvicorn_workers
     from ._service_guard import GuardSettings, ServiceGuard
 except ImportError:  # run as a script: docs/examples is on sys.path
+    from _reuseport import serve_uvicorn_workers
     from _service_guard import GuardSettings, ServiceGuard
 
 __all__ = [
@@ -193,6 +195,13 @@ def serve_workers(
         config.accesslog = None
         sys.path.insert(0, str(HERE))  # spawned workers import the app by this path
         return run(config)
+    if sys.platform == "linux":
+        # A listening socket per worker (SO_REUSEPORT): the kernel spreads connections
+        # over the workers, where uvicorn's one shared socket lets one worker take a whole
+        # burst of them (see _reuseport).
+        return serve_uvicorn_workers(
+            "asgi_app:app", str(HERE), args.host, args.port, args.workers, args.graceful_timeout
+        )
     import uvicorn
 
     options: dict[str, Any] = {}

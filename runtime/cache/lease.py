@@ -3,9 +3,12 @@
 The I/O shell around :mod:`runtime.cache.flight`.  A replica's L1 leader *claims* a key
 with one Lua script: the value if Redis has it, else a lease (``SET lease NX PX ttl`` with
 a random token) if nobody holds one, else the holder's token and remaining TTL.  Without
-the value or the lease it sleeps as :class:`~runtime.cache.flight.Waiter` says and claims
-again, so it ends with the value (filling its L1), with the lease (the holder died or left
-nothing, and it takes over), or -- a lease outliving its TTL -- running the tool itself.
+the value or the lease it sleeps as :class:`~runtime.cache.flight.Waiter` says -- cut
+short when the holder announces the flight's end on the flight channel
+(:mod:`runtime.cache.signals`; the poll is the fallback) -- and claims again.  It ends
+with the value (filling its L1), with the lease (the holder died or left nothing, and it
+takes over: just as a dead holder's lease expires), or -- a lease outliving its TTL --
+running the tool itself.
 
 Contract (tests/test_cache_lease*.py, against a real redis-server):
 
@@ -22,7 +25,8 @@ Contract (tests/test_cache_lease*.py, against a real redis-server):
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
@@ -38,6 +42,7 @@ from runtime.cache.redis import (
     generation_keys,
     key_generation_key,
 )
+from runtime.cache.signals import FlightSignals, flight_channel
 
 if TYPE_CHECKING:
     import coredis
@@ -57,7 +62,7 @@ return {3, redis.call('GET', KEYS[2]) or '', redis.call('PTTL', KEYS[2])}
 """
 
 # KEYS: value, lease, key mark, 4 generation keys.
-# ARGV: token, sealed value, value TTL (ms), key mark at claim, 4 generation tokens.
+# ARGV: token, sealed value, value TTL (ms), key mark at claim, 4 generation tokens, channel.
 _PUBLISH: Final = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local fresh = (redis.call('GET', KEYS[3]) or '') == ARGV[4]
@@ -66,14 +71,17 @@ for i = 1, 4 do
 end
 if fresh then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[9], KEYS[2])
 if fresh then return 1 end
 return -1
 """
 
-# KEYS: lease.  ARGV: token.
+# KEYS: lease.  ARGV: token, channel.
 _RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], KEYS[1])
+return 1
 """
 
 _POLL_INITIAL_S: Final = 0.001
@@ -101,6 +109,8 @@ class FlightStats:
     ``leases``: claims that won the lease (this replica ran the tool); ``waits``: claims
     that found another replica's lease; ``shared``: waits that ended with its value;
     ``takeovers``: waits that ended with the lease (the holder died or left nothing);
+    ``notified``: pauses between claims cut short by the holder's announcement
+    (:mod:`runtime.cache.signals`) rather than ended by the poll;
     ``fallbacks``: claims given up for a local run (Redis failed, a lease outlived its TTL,
     an unreadable value); ``written`` / ``refused``: values published / not written
     because an invalidation overtook the flight; ``lost``: leases that expired before
@@ -111,6 +121,7 @@ class FlightStats:
     waits: int = 0
     shared: int = 0
     takeovers: int = 0
+    notified: int = 0
     fallbacks: int = 0
     written: int = 0
     refused: int = 0
@@ -120,15 +131,20 @@ class FlightStats:
 class SharedFlights:
     """Claims, publishes and releases cross-replica flights through one :class:`RedisTier`."""
 
-    def __init__(self, tier: RedisTier) -> None:
+    def __init__(self, tier: RedisTier, signals: FlightSignals | None = None) -> None:
         settings = tier.settings
         self.tier = tier
+        self.signals = signals
         self.policy = FlightPolicy(
             lease_ttl=settings.lease_ttl_s,
             poll_initial=min(_POLL_INITIAL_S, settings.lease_poll_s),
             poll_max=settings.lease_poll_s,
         )
+        # With the channel live a holder's announcement wakes waiters: the poll is only
+        # the fallback for a lost message, so it need not start fast.
+        self.announced_policy = attrs.evolve(self.policy, poll_initial=settings.lease_poll_s)
         self._prefix = settings.key_prefix
+        self._channel = flight_channel(settings.key_prefix)
         self._lease_ms = max(1, round(settings.lease_ttl_s * 1000))
         client = tier.client
         self._claim = client.register_script(_CLAIM)
@@ -136,42 +152,72 @@ class SharedFlights:
         self._release = client.register_script(_RELEASE)
         self._counts = attrs.asdict(FlightStats())
 
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, tier: RedisTier) -> AsyncIterator[SharedFlights]:
+        """Flights whose waiters are woken by the flight channel, listened to in the
+        background for the duration of the block (start-up never waits on Redis)."""
+        signals = FlightSignals()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(signals.listen, tier.settings)
+            try:
+                yield cls(tier, signals)
+            finally:
+                tg.cancel_scope.cancel()
+
     def stats(self) -> FlightStats:
         return FlightStats(**self._counts)
 
     async def claim(self, key: CacheKeyLike) -> Hit | Lease | None:
         """The shared value, the lease, or None: run the tool here without sharing."""
         token = secrets.token_hex(16)
-        waiter = Waiter.start(self.policy)
+        live = self.signals is not None and self.signals.live
+        waiter = Waiter.start(self.announced_policy if live else self.policy)
         waited = False
         while True:
-            seen = await self.tier.attempt(self._claim_once(key, token))
-            if isinstance(seen, Hit | Lease):
-                if isinstance(seen, Lease):
-                    self._count("takeovers" if waited else "leases")
-                elif waited:
-                    self._count("shared")
-                return seen
-            if not isinstance(seen, Held):  # Redis failed, or the value was unreadable
-                self._count("fallbacks")
-                return None
-            if not waited:
-                waited = True
-                self._count("waits")
-            step, waiter = waiter.observe(seen, anyio.current_time())
-            if isinstance(step, GiveUp):
-                self._count("fallbacks")
-                return None
-            await anyio.sleep(step.delay)
+            with ExitStack() as bells:
+                # The bell is armed before the claim's script runs: an announcement
+                # between the claim's reply and the pause cannot be missed.
+                rung: list[anyio.Event] = []
+                seen = await self.tier.attempt(self._claim_once(key, token, bells, rung))
+                if isinstance(seen, Hit | Lease):
+                    if isinstance(seen, Lease):
+                        self._count("takeovers" if waited else "leases")
+                    elif waited:
+                        self._count("shared")
+                    return seen
+                if not isinstance(seen, Held):  # Redis failed, or the value was unreadable
+                    self._count("fallbacks")
+                    return None
+                if not waited:
+                    waited = True
+                    self._count("waits")
+                step, waiter = waiter.observe(seen, anyio.current_time())
+                if isinstance(step, GiveUp):
+                    self._count("fallbacks")
+                    return None
+                await self._pause(step.delay, rung)
+
+    async def _pause(self, delay: float, rung: list[anyio.Event]) -> None:
+        """Sleep ``delay`` -- less if the holder announces the end of its flight."""
+        if not rung:
+            await anyio.sleep(delay)
+            return
+        with anyio.move_on_after(delay):
+            await rung[0].wait()
+            self._count("notified")
 
     def _claim_once(
-        self, key: CacheKeyLike, token: str
+        self, key: CacheKeyLike, token: str, bells: ExitStack, rung: list[anyio.Event]
     ) -> Callable[[coredis.Redis[bytes]], Awaitable[Hit | Lease | Held | None]]:
         async def claim(client: coredis.Redis[bytes]) -> Hit | Lease | Held | None:
             generations = await self.tier.tokens(client, key)
             location = data_key(self._prefix, key, generations)
             mark = key_generation_key(self._prefix, location)
-            keys = [location, lease_key(self._prefix, location), mark]
+            lease = lease_key(self._prefix, location)
+            keys = [location, lease, mark]
+            if self.signals is not None and self.signals.live:
+                rung.append(bells.enter_context(self.signals.bell(lease)))
             reply: Any = await self._claim(keys=keys, args=[token, self._lease_ms])
             kind = int(reply[0])
             if kind == 1:
@@ -208,6 +254,7 @@ class SharedFlights:
             max(1, round(ttl_s * 1000)),
             lease.key_mark,
             *lease.generations,
+            self._channel,
         ]
 
         async def write(client: coredis.Redis[bytes]) -> int:
@@ -235,7 +282,7 @@ class SharedFlights:
         keys = [lease_key(self._prefix, lease.location)]
 
         async def release(client: coredis.Redis[bytes]) -> int:
-            return int(await self._release(keys=keys, args=[lease.token]))
+            return int(await self._release(keys=keys, args=[lease.token, self._channel]))
 
         with anyio.CancelScope(shield=True):
             await self.tier.attempt(release)
