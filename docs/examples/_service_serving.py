@@ -7,8 +7,8 @@ only starts servers around it and stops them at SIGINT/SIGTERM:
   says ``Connection: close``); once drained the server stops accepting, finishes the
   requests in flight, and the runtime stops after it (a second signal stops at once);
 * hypercorn exits as soon as no request is left, not at its graceful timeout;
-* ``--workers N``: N processes (one socket each under uvicorn on Linux), each importing ``asgi_app:app`` and
-  starting its own runtime, with the settings passed in ``RUNTIME_*`` variables.
+* ``--workers N``: N processes (under uvicorn on Linux, one socket each), each importing
+  ``asgi_app:app`` and starting its own runtime, with the settings in ``RUNTIME_*`` variables.
 """
 
 from __future__ import annotations
