@@ -33,9 +33,10 @@ SLOW_POLL: dict[str, Any] = {"lease_poll": 20.0, "lease_ttl": 60.0}
 
 
 def shared_flights(rt: Runtime) -> SharedFlights:
-    assert rt.cache is not None
-    assert isinstance(rt.cache.flights, SharedFlights)
-    return rt.cache.flights
+    cache = rt._cache  # the service behind the rt.cache handle
+    assert cache is not None
+    assert isinstance(cache.flights, SharedFlights)
+    return cache.flights
 
 
 def signals_of(rt: Runtime) -> FlightSignals:
