@@ -90,17 +90,10 @@ class _Counters:
     def __init__(self, tool_type: str, operation: str) -> None:
         self.tool_type = tool_type
         self.operation = operation
-        self.hits = 0
-        self.misses = 0
-        self.fills = 0
-        self.evictions = 0
-        self.expirations = 0
-        self.invalidations = 0
-        self.bypasses = 0
-        self.coalesced = 0
-        self.rejected_oversize = 0
-        self.admitted = 0
-        self.rejected_by_frequency = 0
+        self.hits = self.misses = self.coalesced = self.bypasses = 0  # lookups
+        self.fills = self.rejected_oversize = 0  # writes
+        self.admitted = self.rejected_by_frequency = 0  # W-TinyLFU admission
+        self.evictions = self.expirations = self.invalidations = 0  # removals
 
     def freeze(self) -> CacheCounters:
         return CacheCounters(
