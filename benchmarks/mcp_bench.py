@@ -21,8 +21,11 @@ over 2,000 keys, ours / FastMCP's; goal >= 1.2), ``executions_stampede`` (200 co
 identical cold calls -> executions; goal 1) with ``executions_stampede_fastmcp``,
 ``hit_p50_vs_fastmcp`` (p50 of a cache-hit round trip; goal <= 1.0) and
 ``mcp_overhead_us`` (a hit through the in-memory MCP transport minus a hit through
-``rt.execute``, in process, on asyncio; report only).  Needs the ``mcp`` and ``bench``
-extras.
+``rt.execute``, in process, on asyncio; report only).  Report only too:
+``server_capacity_vs_fastmcp``, FastMCP's server CPU time per call over ours in the
+throughput windows (``server_cpu_ms_per_call_*``, from /proc): what the servers cost,
+which the calls/s ratio hides once the one client process is the bottleneck.  Needs the
+``mcp`` and ``bench`` extras.
 """
 
 from __future__ import annotations
@@ -261,12 +264,24 @@ async def stampede(clients: list[Any]) -> int:
     return await _count(clients[0]) - before
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def throughput(
-    clients: dict[str, list[Any]], rounds: int, seconds: float
-) -> dict[str, float]:
+    clients: dict[str, list[Any]], rounds: int, seconds: float, pids: Mapping[str, int]
+) -> tuple[dict[str, float], dict[str, float]]:
     """Calls/s with every client of a server calling at once; servers take turns in
-    ``rounds`` rounds of ``seconds`` each, every client walking its own Zipf key list."""
+    ``rounds`` rounds of ``seconds`` each, every client walking its own Zipf key list.
+    Also each server process's CPU time per call (ms) over its windows."""
     done = dict.fromkeys(clients, 0)
+    busy = dict.fromkeys(clients, 0.0)
     keys = [zipf_keys(20_000, seed=index) for index in range(CLIENTS)]
     positions = {name: [0] * CLIENTS for name in clients}
 
@@ -279,11 +294,15 @@ async def throughput(
 
     for _ in range(rounds):
         for name, pool in clients.items():
+            before = cpu_seconds(pids[name])
             with anyio.move_on_after(seconds):
                 async with anyio.create_task_group() as group:
                     for index, client in enumerate(pool):
                         group.start_soon(worker, name, index, client)
-    return {name: count / (rounds * seconds) for name, count in done.items()}
+            busy[name] += cpu_seconds(pids[name]) - before
+    rates = {name: count / (rounds * seconds) for name, count in done.items()}
+    cpu_ms = {name: 1000 * busy[name] / max(count, 1) for name, count in done.items()}
+    return rates, cpu_ms
 
 
 async def overhead_us(calls: int) -> dict[str, float]:
@@ -335,7 +354,8 @@ async def run(quick: bool) -> dict[str, Any]:
             p50 = await hit_p50_ms(firsts, 100 if quick else 400)
             executions = {name: await stampede(pools[name][:8]) for name in names[:2]}
             # Windows long enough that calls cut off at a window's end are few.
-            rates = await throughput(pools, 2 if quick else 5, 4.0 if quick else 6.0)
+            pids = {"ours": a.process.pid, "fastmcp": b.process.pid, "floor": c.process.pid}
+            rates, cpu_ms = await throughput(pools, 2 if quick else 5, 4.0 if quick else 6.0, pids)
     figures: dict[str, Any] = {
         "throughput_vs_fastmcp": rates["ours"] / rates["fastmcp"],
         "throughput_floor_vs_fastmcp": rates["floor"] / rates["fastmcp"],
@@ -343,6 +363,12 @@ async def run(quick: bool) -> dict[str, Any]:
         "executions_stampede_fastmcp": executions["fastmcp"],
         "hit_p50_vs_fastmcp": p50["ours"] / p50["fastmcp"],
         "hit_p50_floor_vs_fastmcp": p50["floor"] / p50["fastmcp"],
+        # Calls one CPU-second of each server process serves: what the servers cost,
+        # whatever the (shared, single-process) client lets through.
+        "server_capacity_vs_fastmcp": cpu_ms["fastmcp"] / cpu_ms["ours"] if cpu_ms["ours"] else 0.0,
+        "server_cpu_ms_per_call_ours": cpu_ms["ours"],
+        "server_cpu_ms_per_call_fastmcp": cpu_ms["fastmcp"],
+        "server_cpu_ms_per_call_floor": cpu_ms["floor"],
         "calls_per_s_ours": rates["ours"],
         "calls_per_s_fastmcp": rates["fastmcp"],
         "calls_per_s_floor": rates["floor"],
