@@ -149,7 +149,7 @@ async def test_a_lost_announcement_is_caught_by_the_fallback_poll(
             first, second = rts
             await all_live(rts)
             assert first.cache is not None
-            assert first.cache.l2 is not None
+            assert first._cache.l2 is not None
             key = first.cache.key_for(first.registry.get("CI", "get"), {"ci_id": 3}, ACME)
             assert isinstance(key, CacheKey)
             held = await shared_flights(first).claim(key)
@@ -163,7 +163,7 @@ async def test_a_lost_announcement_is_caught_by_the_fallback_poll(
                 tg.start_soon(wait)
                 await until(lambda: signals_of(second).armed == 1, "the waiter's bell armed")
                 # The flight ends as a publish would end it, but nobody announces it.
-                assert await first.cache.l2.set(key, {"answer": 42}, 60.0)
+                assert await first._cache.l2.set(key, {"answer": 42}, 60.0)
                 assert await raw.delete([await lease_of(first, 3)]) == 1
             counts = await flights(second)
     assert found[0] is not None

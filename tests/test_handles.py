@@ -8,8 +8,9 @@ from typing import Any
 import anyio
 import pytest
 
-from runtime import ToolContext, ToolRegistry, open_runtime
+from runtime import ToolContext, ToolRegistry, apply_preset, open_runtime
 from runtime.config import RuntimeConfig, TracerConfig
+from runtime.ops.preset import OPS_PRESET
 
 CTX = ToolContext(tenant_id="acme")
 PROTOCOL = (
@@ -48,7 +49,8 @@ async def test_handles_have_no_actor_protocol() -> None:
 
 @pytest.mark.anyio
 async def test_the_handles_offer_the_users_operations() -> None:
-    config = RuntimeConfig(tracer=TracerConfig(batch_window=0))
+    # The ops preset brings the SEARCH intent the selector's operations are asked about.
+    config = apply_preset(RuntimeConfig(tracer=TracerConfig(batch_window=0)), OPS_PRESET)
     async with open_runtime(registry(), config) as rt:
         assert rt.cache is not None
         assert rt.tracer is not None

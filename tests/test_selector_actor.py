@@ -156,7 +156,7 @@ def test_plan_returns_the_choice_and_the_ranking_it_came_from() -> None:
 
 
 async def test_the_reserved_view_is_the_only_caller_side_read_and_is_replaced_not_mutated() -> None:
-    actor = SelectorActor(rng=random.Random(1), clock=lambda: 100.0)
+    actor = SelectorActor(ops_selector_settings(), rng=random.Random(1), clock=lambda: 100.0)
     async with anyio.create_task_group() as group:
         await group.start(actor.serve)
         empty = actor.reserved_view
