@@ -9,6 +9,8 @@ is spread over the workers instead of landing on one.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import os
 import select
 import signal
@@ -205,3 +207,32 @@ def test_uvicorn_workers_share_a_burst_of_connections(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_a_worker_socket_turns_nagle_off_on_its_connections() -> None:
+    """A worker's socket says it is TCP, so asyncio (uvicorn's loop; hence no trio case)
+    sets TCP_NODELAY on every connection it accepts.  With the proto left 0 it did not,
+    and each small answer waited ~40 ms for the client's delayed ACK."""
+    spec = importlib.util.spec_from_file_location("_reuseport", APP.parent / "_reuseport.py")
+    assert spec is not None
+    assert spec.loader is not None
+    reuseport = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reuseport)
+    sock = reuseport.reuseport_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    nodelay: list[int] = []
+
+    async def accept_one() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted = writer.get_extra_info("socket")
+            nodelay.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=sock)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the handler
+            writer.close()
+
+    asyncio.run(accept_one())
+    assert nodelay == [1]
