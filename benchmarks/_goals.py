@@ -212,6 +212,20 @@ def _issue20_goals() -> list[Goal]:
     ]
 
 
+_HIT_VS_FLOOR_MISSED = (
+    "A hit costs about the same Python work on both backends; asyncio's bare request/reply "
+    "costs about half of trio's, so the same hit is ~0.93 of trio's floor and ~2.1 of "
+    "asyncio's (task 19c, load ~1.5).  Same rounds: without the tracer's and selector's "
+    "report the hit is ~1.3 of the floor (`ratio_hit_untraced_vs_floor_asyncio`), so the "
+    "report is ~0.8 of a floor; the per-call cancellation check (anyio's public "
+    "`checkpoint_if_cancelled`) is ~0.18 of a floor on asyncio, ~0.016 on trio "
+    "(`ratio_cancel_check_vs_floor_<backend>`).  cProfile of the asyncio hit: executor and "
+    "runtime bodies 37 %, key digest 18 %, report 17 %, cancel check 10 %, store hit 10 %, "
+    "thawing the value 9 %.  Meeting 1.5 would take dropping the per-call trace of hits or "
+    "the per-call cancellation check, both kept on purpose."
+)
+
+
 GOALS: tuple[Goal, ...] = (
     *_actor_goals(),
     *(
@@ -224,6 +238,7 @@ GOALS: tuple[Goal, ...] = (
             ours=f"hit_us_{backend}",
             anchor=f"floor_us_{backend}",
             issue=3,
+            when_missed=_HIT_VS_FLOOR_MISSED if backend == "asyncio" else "",
         )
         for backend in ("trio", "asyncio")
     ),

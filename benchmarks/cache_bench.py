@@ -33,8 +33,11 @@ Figures (ratios; goals from issue 3):
 - ``ratio_hit_vs_floor_<backend>`` -- a cache hit through ``Runtime.execute`` (default
   configuration: cache, tracer and selector on) over the bare actor floor of
   ``actor_overhead.py`` (a request/reply over a memory object stream with an Event reply
-  slot), sequential, same process, alternating (goal <= 1.5): the median over 15 rounds
-  of the ratio within a round; ``ratio_hit_vs_floor`` is the worse backend.
+  slot), sequential, same process, alternating (goal <= 1.5): the median over 16 rounds
+  of the ratio within a round; ``ratio_hit_vs_floor`` is the worse backend.  Same rounds,
+  to explain it: ``ratio_hit_untraced_vs_floor_<backend>`` (tracer and selector off: what
+  the call's report costs is the difference) and ``ratio_cancel_check_vs_floor_<backend>``
+  (the cancellation check every call makes, as the executor binds it).
 - ``executions_stampede`` -- 1000 concurrent cold calls for one key through the runtime:
   how many times the tool ran (goal 1).
 
@@ -63,7 +66,9 @@ from actor_overhead import floor_call, floor_server
 from cachetools import TTLCache
 
 from runtime import ToolContext, ToolRegistry, open_runtime
+from runtime._loop import loop_cancel_check
 from runtime.cache import MISS, CacheKey, CacheStore, make_key
+from runtime.config import RuntimeConfig, SelectorConfig, TracerConfig
 
 Figures = dict[str, Any]
 
@@ -374,53 +379,94 @@ def _hit_registry() -> ToolRegistry:
     return registry
 
 
-async def _hit_vs_floor(calls: int, rounds: int) -> tuple[float, float, float]:
-    """Median floor and hit costs (us per call), and the median per-round ratio.
+@dataclass
+class _HitCosts:
+    """Per-round costs (us per call) of the hit-vs-floor rounds, one list per side."""
 
-    Each round times both, in an order that alternates from round to round, and the ratio
-    is taken within the round: a slow spell of the shared VM then weighs on both sides of
-    a ratio instead of on one side of a median.
+    floor: list[float]
+    hit: list[float]
+    untraced: list[float]
+    cancel_check: list[float]
+
+
+async def _timed(calls: int, call: Callable[[int], Any], into: list[float]) -> None:
+    started = time.perf_counter()
+    for i in range(calls):
+        await call(i)
+    into.append((time.perf_counter() - started) / calls * 1e6)
+
+
+async def _hit_vs_floor(calls: int, rounds: int) -> _HitCosts:
+    """Per-round costs of the floor, a hit, a hit untraced, and the cancellation check.
+
+    Each round times every side, in an order that rotates from round to round, so that
+    ratios taken within a round see the same slow spells of the shared VM on both sides.
     """
     ctx = ToolContext(tenant_id="acme")
     params = {"ci_id": 7}
-    floor_us: list[float] = []
-    hit_us: list[float] = []
-    async with open_runtime(_hit_registry()) as rt, anyio.create_task_group() as tg:
+    costs = _HitCosts([], [], [], [])
+    untraced_config = RuntimeConfig(
+        tracer=TracerConfig(enabled=False), selector=SelectorConfig(enabled=False)
+    )
+    async with (
+        open_runtime(_hit_registry()) as rt,
+        open_runtime(_hit_registry(), untraced_config) as bare,
+        anyio.create_task_group() as tg,
+    ):
         send, receive = anyio.create_memory_object_stream[Any](1024)
         tg.start_soon(floor_server, receive)
         await rt.execute("CI", "get", params, ctx)  # the one miss
+        await bare.execute("CI", "get", params, ctx)
+        cancel_check = loop_cancel_check()  # the executor's per-call check, as bound
 
-        async def floor_round() -> None:
-            started = time.perf_counter()
-            for i in range(calls):
-                await floor_call(send, i)
-            floor_us.append((time.perf_counter() - started) / calls * 1e6)
+        async def floor(i: int) -> None:
+            await floor_call(send, i)
 
-        async def hit_round() -> None:
-            started = time.perf_counter()
-            for _ in range(calls):
-                await rt.execute("CI", "get", params, ctx)
-            hit_us.append((time.perf_counter() - started) / calls * 1e6)
+        async def hit(_: int) -> None:
+            await rt.execute("CI", "get", params, ctx)
 
+        async def untraced_hit(_: int) -> None:
+            await bare.execute("CI", "get", params, ctx)
+
+        async def check(_: int) -> None:
+            await cancel_check()
+
+        sides = [
+            (floor, costs.floor),
+            (hit, costs.hit),
+            (untraced_hit, costs.untraced),
+            (check, costs.cancel_check),
+        ]
         for round_ in range(rounds):
-            for measure in (floor_round, hit_round) if round_ % 2 else (hit_round, floor_round):
-                await measure()
+            turn = round_ % len(sides)
+            for call, into in sides[turn:] + sides[:turn]:
+                await _timed(calls, call, into)
         send.close()
         tg.cancel_scope.cancel()
-    ratios = [hit / floor for hit, floor in zip(hit_us, floor_us, strict=True)]
-    return statistics.median(floor_us), statistics.median(hit_us), statistics.median(ratios)
+    return costs
 
 
 def measure_hit_vs_floor(quick: bool) -> Figures:
-    calls, rounds = (2_000, 15) if quick else (10_000, 15)
+    calls, rounds = (2_000, 16) if quick else (10_000, 16)
     figures: Figures = {}
     ratios = []
     for backend in ("trio", "asyncio"):
         gc.collect()  # start each backend clean of the previous one's garbage
-        floor, hit, ratio = anyio.run(_hit_vs_floor, calls, rounds, backend=backend)
-        figures[f"floor_us_{backend}"] = round(floor, 2)
-        figures[f"hit_us_{backend}"] = round(hit, 2)
+        costs = anyio.run(_hit_vs_floor, calls, rounds, backend=backend)
+
+        def per_round(side: list[float], costs: _HitCosts = costs) -> float:
+            return statistics.median(a / b for a, b in zip(side, costs.floor, strict=True))
+
+        ratio = per_round(costs.hit)
+        figures[f"floor_us_{backend}"] = round(statistics.median(costs.floor), 2)
+        figures[f"hit_us_{backend}"] = round(statistics.median(costs.hit), 2)
         figures[f"ratio_hit_vs_floor_{backend}"] = round(ratio, 3)
+        # What explains the ratio, same rounds: the hit without the tracer's and the
+        # selector's report, and the cancellation check every call makes.
+        figures[f"hit_untraced_us_{backend}"] = round(statistics.median(costs.untraced), 2)
+        figures[f"ratio_hit_untraced_vs_floor_{backend}"] = round(per_round(costs.untraced), 3)
+        figures[f"cancel_check_us_{backend}"] = round(statistics.median(costs.cancel_check), 3)
+        figures[f"ratio_cancel_check_vs_floor_{backend}"] = round(per_round(costs.cancel_check), 3)
         ratios.append(ratio)
     figures["ratio_hit_vs_floor"] = round(max(ratios), 3)
     return figures

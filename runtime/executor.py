@@ -148,7 +148,10 @@ class Executor:
         ``fallback_used`` marks the trace record as ``execute_best``'s fallback;
         ``selection`` (why the selector chose the call) is carried into its report.
         """
-        _check_arguments(tool_type, operation, params, context)
+        # On a cache hit each Python-level call is a measurable share of the whole, so the
+        # common case of each step below is inline and its helper runs only otherwise.
+        if type(context) is not ToolContext or type(params) is not dict:
+            _check_arguments(tool_type, operation, params, context)
         tool_type = str(tool_type)
         # Every call checks for cancellation, and one in YIELD_EVERY yields, so a loop of
         # hits cannot starve the loop (docs/architecture.md, "Decisions and why").
@@ -162,10 +165,19 @@ class Executor:
             spec = self.registry.get(tool_type, operation)
         except ToolNotFound as exc:
             return ToolResult.from_exception(exc)
-        timeout = self._timeout_for(tool_type, operation, timeout)
-        reported_params, params, rejected = self._checked_params(spec, params)
+        if timeout is None:
+            timeout = self.config.timeout_for(tool_type, operation)
+        else:
+            timeout = self._timeout_for(tool_type, operation, timeout)
+        if spec.checks_params:
+            reported_params, params, rejected = self._checked_params(spec, params)
+        else:  # reported params are taken now, as in _checked_params
+            reported_params = snapshot_params(params) if self.observers else params
+            rejected = None
         parent = CURRENT_SPAN.get()
-        span = self._span_under(parent, context)
+        ids = self.ids
+        trace_id = parent.trace_id if parent is not None else context.trace_id or ids.trace_id()
+        span_id = ids.span_id()
         now = self._now
         started = now()
         started_wall = time.time()
@@ -184,14 +196,12 @@ class Executor:
                     observer.call_started(start)
             # The span is current only while the tool runs -- the only code that can make
             # child calls -- so a cache hit pays nothing for it.
-            token = CURRENT_SPAN.set(span)
+            token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
             try:
                 return await self._run(spec, params, context, timeout)
             finally:
                 CURRENT_SPAN.reset(token)
 
-        # Inlined rather than a helper coroutine: on a cache hit, each coroutine layer is
-        # a measurable share of the call.
         number = self._calls_started = self._calls_started + 1
         self._in_flight[number] = spec
         try:
@@ -205,9 +215,10 @@ class Executor:
         finally:
             del self._in_flight[number]
             if self.observers:
+                span_ids = (trace_id, span_id, parent.span_id if parent is not None else None)
                 timing = (started, started_wall, now() - started)
                 self._tell_finished(
-                    spec, reported_params, context, result, outcome, span, parent, timing,
+                    spec, reported_params, context, result, outcome, span_ids, timing,
                     (fallback_used, executed), selection,
                 )  # fmt: skip
 
@@ -224,13 +235,6 @@ class Executor:
             except Exception as exc:  # a failed result, traced, before any cache work
                 return reported, params, ToolResult.from_exception(exc)
         return reported, params, None
-
-    def _span_under(self, parent: SpanRef | None, context: ToolContext) -> SpanRef:
-        if parent is not None:
-            trace_id = parent.trace_id
-        else:
-            trace_id = context.trace_id or self.ids.trace_id()
-        return SpanRef(trace_id, self.ids.span_id())
 
     def _timeout_for(self, tool_type: str, operation: str, timeout: float | None) -> float | None:
         if timeout is None:
@@ -251,8 +255,7 @@ class Executor:
         context: ToolContext,
         result: ToolResult | None,
         outcome: CacheOutcome,
-        span: SpanRef,
-        parent: SpanRef | None,
+        span_ids: tuple[str, str, str | None],
         timing: tuple[float, float, float],
         flags: tuple[bool, bool],
         selection: Mapping[str, Any] | None,
@@ -265,9 +268,7 @@ class Executor:
             context,
             result,
             outcome,
-            span.trace_id,
-            span.span_id,
-            parent.span_id if parent is not None else None,
+            *span_ids,
             *timing,
             fallback_used,
             executed,
