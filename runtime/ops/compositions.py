@@ -14,6 +14,48 @@ from runtime.pipeline import Pipeline, compile_compositions
 
 __all__ = ["OPS_COMPOSITIONS", "ops_compositions"]
 
+# Context steps may fail without failing the run: one retry, then skipped.
+_SKIPPABLE: Mapping[str, Any] = {
+    "on_error": "skip",
+    "retries": 1,
+    "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
+}
+
+
+def _context_of(ci_ids: str, **extra: Any) -> dict[str, Any]:
+    """The metric aggregate and the recent events of the CIs ``ci_ids`` refers to, side
+    by side (``extra``: step keys such as ``when``, on both)."""
+    return {
+        "parallel": [
+            {
+                "name": "metrics",
+                "tool": "METRIC",
+                "operation": "aggregate",
+                "params": {
+                    "metric": "$params.metric",
+                    "agg": "$params.agg",
+                    "ci_ids": ci_ids,
+                    "time_range": "$params.time_range",
+                },
+                **extra,
+                **_SKIPPABLE,
+            },
+            {
+                "name": "events",
+                "tool": "HISTORY",
+                "operation": "event_log",
+                "params": {
+                    "ci_ids": ci_ids,
+                    "time_range": "$params.time_range",
+                    "limit": "$params.event_limit",
+                },
+                **extra,
+                **_SKIPPABLE,
+            },
+        ],
+    }
+
+
 OPS_COMPOSITIONS: Mapping[str, Mapping[str, Any]] = {
     "search_with_context": {
         "description": (
@@ -40,39 +82,7 @@ OPS_COMPOSITIONS: Mapping[str, Mapping[str, Any]] = {
                     "limit": "$params.limit",
                 },
             },
-            {
-                "parallel": [
-                    {
-                        "name": "metrics",
-                        "tool": "METRIC",
-                        "operation": "aggregate",
-                        "params": {
-                            "metric": "$params.metric",
-                            "agg": "$params.agg",
-                            "ci_ids": "$search.records[*].ci_id",
-                            "time_range": "$params.time_range",
-                        },
-                        "when": "$search.records",
-                        "on_error": "skip",
-                        "retries": 1,
-                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
-                    },
-                    {
-                        "name": "events",
-                        "tool": "HISTORY",
-                        "operation": "event_log",
-                        "params": {
-                            "ci_ids": "$search.records[*].ci_id",
-                            "time_range": "$params.time_range",
-                            "limit": "$params.event_limit",
-                        },
-                        "when": "$search.records",
-                        "on_error": "skip",
-                        "retries": 1,
-                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
-                    },
-                ],
-            },
+            _context_of("$search.records[*].ci_id", when="$search.records"),
         ],
     },
     "impact_analysis": {
@@ -107,37 +117,7 @@ OPS_COMPOSITIONS: Mapping[str, Mapping[str, Any]] = {
                     "max_nodes": "$params.max_nodes",
                 },
             },
-            {
-                "parallel": [
-                    {
-                        "name": "metrics",
-                        "tool": "METRIC",
-                        "operation": "aggregate",
-                        "params": {
-                            "metric": "$params.metric",
-                            "agg": "$params.agg",
-                            "ci_ids": "$expand.nodes[*].ci_id",
-                            "time_range": "$params.time_range",
-                        },
-                        "on_error": "skip",
-                        "retries": 1,
-                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
-                    },
-                    {
-                        "name": "events",
-                        "tool": "HISTORY",
-                        "operation": "event_log",
-                        "params": {
-                            "ci_ids": "$expand.nodes[*].ci_id",
-                            "time_range": "$params.time_range",
-                            "limit": "$params.event_limit",
-                        },
-                        "on_error": "skip",
-                        "retries": 1,
-                        "backoff": {"base": 0.05, "factor": 2.0, "max": 1.0, "jitter": 0.1},
-                    },
-                ],
-            },
+            _context_of("$expand.nodes[*].ci_id"),
         ],
     },
 }
