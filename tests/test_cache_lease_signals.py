@@ -59,6 +59,34 @@ async def all_live(rts: list[Runtime]) -> None:
 # -- the bells, without Redis ------------------------------------------------------------
 
 
+async def holder_then_waiter(
+    first: Runtime,
+    second: Runtime,
+    source: Source,
+    ci_id: int,
+    *,
+    answer_within: float | None = None,
+) -> list[Any]:
+    """``first`` holds the flight of CI ``ci_id`` (its tool stopped at ``source.gate``),
+    ``second`` waits for it with its bell armed; then the gate opens.  Returns the
+    waiter's answer, within ``answer_within`` seconds of the gate when given."""
+    answers: list[Any] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: first.execute_result("CI", "get", {"ci_id": ci_id}, ACME))
+        await source.started.wait()
+
+        async def wait() -> None:
+            answers.append(await second.execute_result("CI", "get", {"ci_id": ci_id}, ACME))
+
+        tg.start_soon(wait)
+        await until(lambda: signals_of(second).armed == 1, "the waiter's bell armed")
+        source.gate.set()
+        if answer_within is not None:
+            with anyio.fail_after(answer_within):
+                await until(lambda: bool(answers), "the waiter answered")
+    return answers
+
+
 async def test_a_ring_wakes_only_the_bells_of_its_lease() -> None:
     signals = FlightSignals()
     with signals.bell(b"lease-a") as a1, signals.bell(b"lease-a") as a2:
@@ -90,20 +118,8 @@ async def test_a_waiter_is_woken_by_the_holders_announcement(redis_server: Redis
         async with replicas(redis_server, source, 2, **SLOW_POLL) as rts:
             first, second = rts
             await all_live(rts)
-            answers: list[Any] = []
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: first.execute_result("CI", "get", {"ci_id": 1}, ACME))
-                await source.started.wait()
-
-                async def wait() -> None:
-                    answers.append(await second.execute_result("CI", "get", {"ci_id": 1}, ACME))
-
-                tg.start_soon(wait)
-                await until(lambda: signals_of(second).armed == 1, "the waiter's bell armed")
-                source.gate.set()
-                # A poll would come 20 s after the claim: only the announcement is in time.
-                with anyio.fail_after(LIMIT / 2):
-                    await until(lambda: bool(answers), "the waiter answered")
+            # A poll would come 20 s after the claim: only the announcement is in time.
+            answers = await holder_then_waiter(first, second, source, 1, answer_within=LIMIT / 2)
             counts = await flights(second)
     assert answers[0].success
     assert source.executions == 1
@@ -119,17 +135,7 @@ async def test_a_release_without_a_value_is_announced_too(redis_server: RedisSer
         async with replicas(redis_server, source, 2, **SLOW_POLL) as rts:
             first, second = rts
             await all_live(rts)
-            answers: list[Any] = []
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: first.execute_result("CI", "get", {"ci_id": 2}, ACME))
-                await source.started.wait()
-
-                async def wait() -> None:
-                    answers.append(await second.execute_result("CI", "get", {"ci_id": 2}, ACME))
-
-                tg.start_soon(wait)
-                await until(lambda: signals_of(second).armed == 1, "the waiter's bell armed")
-                source.gate.set()
+            answers = await holder_then_waiter(first, second, source, 2)
             counts = await flights(second)
     assert answers[0].success
     assert source.runs["r1"] == 1
@@ -187,17 +193,7 @@ async def test_a_dropped_subscription_is_redialled(redis_server: RedisServer) ->
 
             await until(lambda: signals_of(second).subscriptions > before, "redialled")
             await all_live(rts)
-            answers: list[Any] = []
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: first.execute_result("CI", "get", {"ci_id": 4}, ACME))
-                await source.started.wait()
-
-                async def wait() -> None:
-                    answers.append(await second.execute_result("CI", "get", {"ci_id": 4}, ACME))
-
-                tg.start_soon(wait)
-                await until(lambda: signals_of(second).armed == 1, "the waiter's bell armed")
-                source.gate.set()
+            answers = await holder_then_waiter(first, second, source, 4)
             counts = await flights(second)
     assert answers[0].success
     assert counts["notified"] == 1
