@@ -13,8 +13,9 @@ test.
 Its collaborators plug in through two small seams, so that with every feature off a call
 is exactly a plain call of the tool:
 
-* a :class:`ResultCache` decides whether a call may be answered from memory, and if not
-  runs ``compute`` (as the single-flight leader) and keeps the result;
+* a :class:`ResultCache` answers a hit at once, without waiting; otherwise it decides
+  whether the call waits for another's run or runs ``compute`` (as the single-flight
+  leader) and keeps the result;
 * :class:`~runtime.calls.CallObserver` instances (tracer, selector) are told that a call
   started and how it finished -- by cast, never waiting, even when the caller is
   cancelled (a cancelled call still produces its report).
@@ -58,14 +59,19 @@ SizeResult = Callable[[str, str, Any], tuple[int | None, int | None, bool]]
 
 
 class ResultCache(Protocol):
-    """The cache seam: answer from memory, or run ``compute`` once for everyone waiting."""
+    """The cache seam: a hit answered at once, or the tool run once for everyone waiting.
 
-    async def fetch(
-        self,
-        spec: ToolSpec,
-        params: Mapping[str, Any],
-        context: ToolContext,
-        compute: Callable[[], Awaitable[ToolResult]],
+    :meth:`cached` returns the result of a live entry, or an opaque "missed" value that
+    :meth:`fetch_missed` goes on with; the executor holds nothing of it in between.  A
+    hit is thus a plain call: no coroutine, no ``compute`` built for it.
+    """
+
+    def cached(
+        self, spec: ToolSpec, params: Mapping[str, Any], context: ToolContext
+    ) -> ToolResult | Any: ...
+
+    async def fetch_missed(
+        self, missed: Any, compute: Callable[[], Awaitable[ToolResult]]
     ) -> tuple[ToolResult, CacheOutcome]: ...
 
 
@@ -152,7 +158,6 @@ class Executor:
         # common case of each step below is inline and its helper runs only otherwise.
         if type(context) is not ToolContext or type(params) is not dict:
             _check_arguments(tool_type, operation, params, context)
-        tool_type = str(tool_type)
         # Every call checks for cancellation, and one in YIELD_EVERY yields, so a loop of
         # hits cannot starve the loop (docs/architecture.md, "Decisions and why").
         self._calls_since_yield += 1
@@ -166,9 +171,9 @@ class Executor:
         except ToolNotFound as exc:
             return ToolResult.from_exception(exc)
         if timeout is None:
-            timeout = self.config.timeout_for(tool_type, operation)
+            timeout = self.config.timeout_for(spec.tool_type, spec.operation)
         else:
-            timeout = self._timeout_for(tool_type, operation, timeout)
+            timeout = self._checked_timeout(spec, timeout)
         if spec.checks_params:
             reported_params, params, rejected = self._checked_params(spec, params)
         else:  # reported params are taken now, as in _checked_params
@@ -178,48 +183,34 @@ class Executor:
         ids = self.ids
         trace_id = parent.trace_id if parent is not None else context.trace_id or ids.trace_id()
         span_id = ids.span_id()
-        now = self._now
-        started = now()
+        started = self._now()
         started_wall = time.time()
         result: ToolResult | None = None
         outcome: CacheOutcome = "off"
-        executed = False
-
-        async def run_tool() -> ToolResult:
-            # Observers that track load hear of a call when the tool starts running, not
-            # when it is asked: a cache hit or a coalesced follower puts no load on it.
-            nonlocal executed
-            executed = True
-            if self._start_observers:
-                start = CallStart(spec.tool_type, spec.operation, now())
-                for observer in self._start_observers:
-                    observer.call_started(start)
-            # The span is current only while the tool runs -- the only code that can make
-            # child calls -- so a cache hit pays nothing for it.
-            token = CURRENT_SPAN.set(SpanRef(trace_id, span_id))
-            try:
-                return await self._run(spec, params, context, timeout)
-            finally:
-                CURRENT_SPAN.reset(token)
-
+        run: _ToolRun | None = None
         number = self._calls_started = self._calls_started + 1
         self._in_flight[number] = spec
         try:
             if rejected is not None:
                 result = rejected
-            elif self.cache is None:
-                result = await run_tool()
+            elif (
+                self.cache is not None
+                and type(found := self.cache.cached(spec, params, context)) is ToolResult
+            ):
+                result, outcome = found, "hit"
             else:
-                result, outcome = await self.cache.fetch(spec, params, context, run_tool)
+                run = _ToolRun(self, spec, params, context, timeout, SpanRef(trace_id, span_id))
+                if self.cache is None:
+                    result = await run()
+                else:
+                    result, outcome = await self.cache.fetch_missed(found, run)
             return result
         finally:
             del self._in_flight[number]
             if self.observers:
-                span_ids = (trace_id, span_id, parent.span_id if parent is not None else None)
-                timing = (started, started_wall, now() - started)
                 self._tell_finished(
-                    spec, reported_params, context, result, outcome, span_ids, timing,
-                    (fallback_used, executed), selection,
+                    spec, reported_params, context, result, outcome, trace_id, span_id,
+                    parent, started, started_wall, fallback_used, run, selection,
                 )  # fmt: skip
 
     def _checked_params(
@@ -236,15 +227,14 @@ class Executor:
                 return reported, params, ToolResult.from_exception(exc)
         return reported, params, None
 
-    def _timeout_for(self, tool_type: str, operation: str, timeout: float | None) -> float | None:
-        if timeout is None:
-            return self.config.timeout_for(tool_type, operation)
+    @staticmethod
+    def _checked_timeout(spec: ToolSpec, timeout: float) -> float:
         if not timeout > 0:  # NaN too
             # In config 0 means "no timeout"; on a call it would time out at once, so it
             # is refused rather than guessed at (math.inf lifts the configured timeout).
             raise ValueError(
-                f"timeout for {tool_type}.{operation} must be a positive number of seconds "
-                f"(math.inf for none, None for the configured one), got {timeout!r}"
+                f"timeout for {spec.tool_type}.{spec.operation} must be a positive number of "
+                f"seconds (math.inf for none, None for the configured one), got {timeout!r}"
             )
         return timeout
 
@@ -255,27 +245,70 @@ class Executor:
         context: ToolContext,
         result: ToolResult | None,
         outcome: CacheOutcome,
-        span_ids: tuple[str, str, str | None],
-        timing: tuple[float, float, float],
-        flags: tuple[bool, bool],
+        trace_id: str,
+        span_id: str,
+        parent: SpanRef | None,
+        started: float,
+        started_wall: float,
+        fallback_used: bool,
+        run: _ToolRun | None,
         selection: Mapping[str, Any] | None,
     ) -> None:
-        """Build the call's report and cast it to every observer (never blocks)."""
-        fallback_used, executed = flags
-        report = _report(
-            spec,
-            params,
-            context,
-            result,
-            outcome,
-            *span_ids,
-            *timing,
-            fallback_used,
-            executed,
-            self._size_result,
+        """Build the call's report and cast it to every observer (never blocks).
+
+        On every traced call, so the report is built positionally.  When an observer
+        sizes results (the tracer's ``size_result``), the result is sized here and *not*
+        carried: kept in a mailbox or a ring it would cost the collector more than the
+        rest of tracing together (see runtime.tracer.sizing).  Otherwise the report
+        carries it as data.
+        """
+        duration = self._now() - started
+        count = size = data = None
+        estimated = False
+        if result is None:
+            status: Status = "cancelled"
+            error_type: str | None = "Cancelled"
+            message: str | None = "the caller was cancelled"
+        elif result.success:
+            status, error_type, message = "ok", None, None
+            data = result.data
+            if data is not None and self._size_result is not None:
+                count, size, estimated = self._size_result(spec.tool_type, spec.operation, data)
+                data = None
+        else:
+            # A tool that returned a failed result itself (no exception) is an error.
+            status = "error" if result.exception is None else status_of(result.exception)
+            error_type, message = result.error_type, result.error
+        report = new_report(
+            CallReport,
+            (
+                "tool_call",
+                trace_id,
+                span_id,
+                parent.span_id if parent is not None else None,
+                spec.tool_type,
+                spec.operation,
+                context.tenant_id,
+                started,
+                started_wall,
+                duration,
+                status,
+                error_type,
+                message,
+                outcome == "hit",
+                outcome == "coalesced",
+                0,  # retries
+                fallback_used,
+                count,
+                size,
+                estimated,
+                run is not None and run.executed,
+                params,
+                _CACHE_METADATA[outcome],
+                data,
+                selection or _NO_SELECTION,
+            ),
         )
-        if selection:
-            report = report._replace(selection=selection)
         for observer in self.observers:
             observer.call_finished(report)
 
@@ -310,6 +343,48 @@ class Executor:
             observer.call_finished(report)
 
 
+class _ToolRun:
+    """One call's run of its tool: the cache's ``compute``, or the call itself uncached.
+
+    Built only when the tool may run (a hit never builds one).  Observers that track load
+    hear of the call when the tool starts, not when it is asked: a hit or a coalesced
+    follower puts no load on it.  The call's span is current only while the tool runs --
+    the only code that can make child calls.
+    """
+
+    __slots__ = ("_context", "_executor", "_params", "_span", "_spec", "_timeout", "executed")
+
+    def __init__(
+        self,
+        executor: Executor,
+        spec: ToolSpec,
+        params: Mapping[str, Any],
+        context: ToolContext,
+        timeout: float | None,
+        span: SpanRef,
+    ) -> None:
+        self.executed = False
+        self._executor = executor
+        self._spec = spec
+        self._params = params
+        self._context = context
+        self._timeout = timeout
+        self._span = span
+
+    async def __call__(self) -> ToolResult:
+        self.executed = True
+        executor, spec = self._executor, self._spec
+        if executor._start_observers:
+            start = CallStart(spec.tool_type, spec.operation, executor._now())
+            for observer in executor._start_observers:
+                observer.call_started(start)
+        token = CURRENT_SPAN.set(self._span)
+        try:
+            return await executor._run(spec, self._params, self._context, self._timeout)
+        finally:
+            CURRENT_SPAN.reset(token)
+
+
 def _check_arguments(
     tool_type: str, operation: str, params: Mapping[str, Any], context: ToolContext
 ) -> None:
@@ -319,74 +394,6 @@ def _check_arguments(
         raise TypeError(
             f"params for {tool_type}.{operation} must be a mapping, got {type(params).__name__}"
         )
-
-
-def _report(
-    spec: ToolSpec,
-    params: Mapping[str, Any],
-    context: ToolContext,
-    result: ToolResult | None,
-    outcome: CacheOutcome,
-    trace_id: str,
-    span_id: str,
-    parent_span_id: str | None,
-    started: float,
-    started_wall: float,
-    duration: float,
-    fallback_used: bool,
-    executed: bool,
-    size_result: SizeResult | None,
-) -> CallReport:
-    # On every traced call, so built positionally.  When an observer sizes results (the
-    # tracer's size_result), the result is sized here and *not* carried: kept in a
-    # mailbox or a ring it would cost the collector more than the rest of tracing
-    # together (see runtime.tracer.sizing).  Otherwise the report carries it as data.
-    count = size = data = None
-    estimated = False
-    if result is None:
-        status: Status = "cancelled"
-        error_type: str | None = "Cancelled"
-        message: str | None = "the caller was cancelled"
-    elif result.success:
-        status, error_type, message = "ok", None, None
-        data = result.data
-        if data is not None and size_result is not None:
-            count, size, estimated = size_result(spec.tool_type, spec.operation, data)
-            data = None
-    else:
-        # A tool that returned a failed result itself (no exception) is an error.
-        status = "error" if result.exception is None else status_of(result.exception)
-        error_type, message = result.error_type, result.error
-    return new_report(
-        CallReport,
-        (
-            "tool_call",
-            trace_id,
-            span_id,
-            parent_span_id,
-            spec.tool_type,
-            spec.operation,
-            context.tenant_id,
-            started,
-            started_wall,
-            duration,
-            status,
-            error_type,
-            message,
-            outcome == "hit",
-            outcome == "coalesced",
-            0,  # retries
-            fallback_used,
-            count,
-            size,
-            estimated,
-            executed,
-            params,
-            _CACHE_METADATA[outcome],
-            data,
-            _NO_SELECTION,
-        ),
-    )
 
 
 # Shared and read-only: one fewer allocation per call (the tracer copies what it keeps).

@@ -32,7 +32,7 @@ from runtime.errors import (
     ToolNotFound,
     UnknownComposition,
 )
-from runtime.executor import Executor, data_or_raise, failure_exception
+from runtime.executor import Executor, failure_exception
 from runtime.handles import CacheHandle, SelectorHandle, TracerHandle
 from runtime.pipeline import Pipeline, PipelineResult, StepExecutor, compile_compositions
 from runtime.pipeline import run_pipeline as _run_pipeline
@@ -166,7 +166,9 @@ class Runtime:
         result = await self.executor.execute_result(
             tool_type, operation, params, context, timeout=timeout
         )
-        return data_or_raise(tool_type, operation, result)
+        if result.success:
+            return result.data
+        raise failure_exception(str(tool_type), operation, result)
 
     async def execute_result(
         self,

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from runtime.cache import CacheKey, Uncacheable, make_key, volatile_keys
-from runtime.cache.keys import key_digest
+from runtime.cache.keys import DigestMemo, key_digest
 from runtime.ops.preset import ToolType
 
 scalars = (
@@ -244,3 +244,92 @@ def test_the_direct_c_encoder_writes_what_the_json_encoder_writes(value: object)
     document = ["v1", "t", "CI", "op", {"p": value}]
     assert keys._C_ENCODE is not None
     assert "".join(keys._C_ENCODE(document, 0)) == keys._ENCODER.encode(document)
+
+
+# -- DigestMemo: the hit path's digests, remembered for flat params -----------------------
+
+flat_values = st.none() | st.booleans() | st.integers() | st.text(max_size=6) | st.floats()
+flat_params = st.dictionaries(st.text(max_size=6), flat_values, max_size=4)
+any_params = flat_params | param_dicts
+
+
+@given(st.lists(st.tuples(names, any_params), min_size=1, max_size=12))
+def test_the_memo_always_answers_what_key_digest_answers(calls: list[Any]) -> None:
+    # Repeats included: every answer, remembered or not, is key_digest's.
+    memo = DigestMemo(size=3)
+    for tenant, params in calls + calls:
+        try:
+            expected = key_digest(tenant, "CI", "get", params)
+        except Uncacheable:
+            with pytest.raises(Uncacheable):
+                memo.digest(tenant, "CI", "get", params)
+            continue
+        assert memo.digest(tenant, "CI", "get", params) == expected
+        assert len(memo) <= 3
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, True, 1.0],  # equal in Python, three keys
+        [0, False, 0.0, -0.0],
+        ["1", 1],
+        [None, "None", 0],
+    ],
+)
+def test_the_memo_never_mixes_values_python_calls_equal(values: list[Any]) -> None:
+    memo = DigestMemo()
+    for _ in range(2):  # the second round answers from the memo where it can
+        digests = [memo.digest("t", "CI", "get", {"x": value}) for value in values]
+        assert digests == [key_digest("t", "CI", "get", {"x": value}) for value in values]
+        assert len(set(digests)) == len(values)
+
+
+def test_the_memo_keeps_only_exact_flat_shapes_without_volatile_names() -> None:
+    memo = DigestMemo()
+    memo.digest("t", "CI", "get", {"id": 1, "name": "a", "on": True, "gone": None})
+    assert len(memo) == 1
+    memo.digest("t", "CI", "get", {"ratio": 0.5})  # floats: 0.0 == -0.0
+    memo.digest("t", "CI", "get", {"ids": [1, 2]})  # not flat
+    memo.digest("t", "CI", "get", {"id": 1, "request_id": "r-1"})  # volatile
+    memo.digest("t", ToolType.CI, "get", {"id": 1})  # a str subclass name
+    memo.digest("t", "CI", "get", {"tool": ToolType.CI})  # a str subclass value
+    assert len(memo) == 1
+
+
+def test_a_full_memo_starts_over_and_stays_bounded() -> None:
+    memo = DigestMemo(size=4)
+    for i in range(10):
+        assert memo.digest("t", "CI", "get", {"i": i}) == key_digest("t", "CI", "get", {"i": i})
+        assert 1 <= len(memo) <= 4
+
+
+def test_the_memo_leaves_volatile_names_out_of_the_digest_as_key_digest_does() -> None:
+    memo = DigestMemo(volatile_keys(["session"]))
+    assert memo.digest("t", "CI", "get", {"id": 1, "session": "s-1"}) == key_digest(
+        "t", "CI", "get", {"id": 1}
+    )
+
+
+class _Sneaky(str):
+    """Equal to every string and hashing like "a": a memo that compared it with the
+    remembered name "a" would answer with {"a": 1}'s digest."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("a")
+
+
+def test_a_name_that_claims_equality_never_reaches_a_remembered_shape() -> None:
+    memo = DigestMemo()
+    memo.digest("t", "CI", "get", {"a": 1})
+    sneaky = {_Sneaky("b"): 1}
+    assert memo.digest("t", "CI", "get", sneaky) == key_digest("t", "CI", "get", {"b": 1})
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, "4"])
+def test_a_memo_size_below_one_is_refused(size: Any) -> None:
+    with pytest.raises(ValueError, match="size must be an integer >= 1"):
+        DigestMemo(size=size)

@@ -271,3 +271,39 @@ async def test_a_cancelled_caller_is_stopped_at_the_call_even_if_nothing_would_y
     assert recorder.started == []
     assert recorder.finished == []
     assert await executor.execute("CI", "double", {"n": 2}, CTX) == 4  # and it still serves
+
+
+class ScriptedCache:
+    """A ResultCache whose answers the test decides: a hit, or a miss with a token."""
+
+    def __init__(self, hit: ToolResult | None) -> None:
+        self.hit = hit
+        self.missed_with: list[object] = []
+
+    def cached(self, spec: Any, params: Mapping[str, Any], context: ToolContext) -> Any:
+        return self.hit if self.hit is not None else ("token", spec.operation, dict(params))
+
+    async def fetch_missed(self, missed: object, compute: Any) -> tuple[ToolResult, str]:
+        self.missed_with.append(missed)
+        return await compute(), "miss"
+
+
+async def test_a_hit_is_answered_from_cached_without_running_or_fetching() -> None:
+    recorder = Recorder()
+    cache = ScriptedCache(ToolResult.ok({"from": "memory"}))
+    executor = Executor(make_registry(), cache=cache, observers=[recorder])
+    assert await executor.execute("CI", "double", {"n": 2}, CTX) == {"from": "memory"}
+    assert cache.missed_with == []
+    assert recorder.started == []  # the tool never started
+    (report,) = recorder.finished
+    assert (report.cache_hit, report.executed, report.metadata) == (True, False, {"cache": "hit"})
+
+
+async def test_a_miss_hands_the_caches_own_token_to_fetch_missed_and_runs_the_tool() -> None:
+    recorder = Recorder()
+    cache = ScriptedCache(None)
+    executor = Executor(make_registry(), cache=cache, observers=[recorder])
+    assert await executor.execute("CI", "double", {"n": 2}, CTX) == 4
+    assert cache.missed_with == [("token", "double", {"n": 2})]
+    (report,) = recorder.finished
+    assert (report.cache_hit, report.executed, report.metadata) == (False, True, {"cache": "miss"})

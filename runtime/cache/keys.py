@@ -31,6 +31,7 @@ __all__ = [
     "DIGEST_SIZE",
     "VOLATILE_KEYS",
     "CacheKey",
+    "DigestMemo",
     "Uncacheable",
     "canonical_params",
     "key_digest",
@@ -190,3 +191,57 @@ def key_digest(
     hasher = _HASHER.copy()  # a copy of a primed hasher: no keyword parsing per key
     hasher.update(document.encode("ascii"))
     return hasher.digest()
+
+
+_MEMO_TYPES: Final = frozenset({str, int, bool, type(None)})
+DEFAULT_MEMO_SIZE: Final = 4096
+
+
+class DigestMemo:
+    """:func:`key_digest` for one set of volatile names, remembering flat params' digests.
+
+    Most calls pass a flat dict of strings, ints, bools and ``None``; a repeat of one is
+    answered from a dict keyed by the call's exact *shape* -- tenant, tool type,
+    operation, the params' names and values, and the type of each -- instead of the
+    canonical JSON and a hash.  The types are part of the shape because ``1 == True`` in
+    Python but not in a key; they come first in the shape, so two values are compared
+    only when their types are the same exact atom type.
+    Floats are never remembered (``0.0 == -0.0``), nor params with a volatile name, nor
+    names that are not exactly ``str``.
+    Anything else is digested afresh: the answer is always :func:`key_digest`'s, and so
+    are its errors.  At most ``size`` shapes are kept; a full memo starts over.
+    """
+
+    __slots__ = ("_memo", "_size", "_volatile")
+
+    def __init__(self, volatile: frozenset[str] = VOLATILE_KEYS, size: int = DEFAULT_MEMO_SIZE):
+        if not (isinstance(size, int) and size >= 1):
+            raise ValueError(f"size must be an integer >= 1, got {size!r}")
+        self._volatile = volatile
+        self._size = size
+        self._memo: dict[tuple[Any, ...], bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def digest(
+        self, tenant: str, tool_type: str, operation: str, params: Mapping[str, Any]
+    ) -> bytes:
+        """``key_digest(tenant, tool_type, operation, params, volatile)``; raises as it does."""
+        if type(params) is not dict:
+            return key_digest(tenant, tool_type, operation, params, self._volatile)
+        values = tuple(params.values())
+        value_types = tuple(map(type, values))
+        if not (_MEMO_TYPES.issuperset(value_types) and _STR.issuperset(map(type, params))):
+            return key_digest(tenant, tool_type, operation, params, self._volatile)
+        # Exact types first, so no value is compared with one of another type.
+        names = (type(tenant), type(tool_type), type(operation), tenant, tool_type, operation)
+        shape = (value_types, *names, *params, *values)
+        digest = self._memo.get(shape)
+        if digest is None:
+            digest = key_digest(tenant, tool_type, operation, params, self._volatile)
+            if _STR.issuperset(names[:3]) and self._volatile.isdisjoint(params):
+                if len(self._memo) >= self._size:
+                    self._memo.clear()
+                self._memo[shape] = digest
+        return digest

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import anyio.lowlevel
 import attrs
@@ -44,7 +44,7 @@ from runtime.cache.actor import (
     SharedFailure,
     Unshare,
 )
-from runtime.cache.keys import CacheKey, Uncacheable, key_digest, make_key, volatile_keys
+from runtime.cache.keys import CacheKey, DigestMemo, Uncacheable, make_key, volatile_keys
 from runtime.cache.lease import FlightStats, Lease, SharedFlights
 from runtime.cache.redis import Hit, RedisTier, RedisTierStats
 from runtime.cache.singleflight import Lead
@@ -53,10 +53,21 @@ from runtime.calls import CacheOutcome
 from runtime.config import CacheConfig
 from runtime.errors import ActorUnavailable, InvalidParams
 from runtime.tools import ToolContext, ToolRegistry, ToolResult, ToolSpec
+from runtime.tools.model import rebuilt_ok_result
 
-__all__ = ["CacheReport", "ResultCacheService", "from_shared", "to_shared"]
+__all__ = ["CacheReport", "Missed", "ResultCacheService", "from_shared", "to_shared"]
 
 Compute = Callable[[], Awaitable[ToolResult]]
+
+
+@attrs.frozen(slots=True)
+class Missed:
+    """A :meth:`ResultCacheService.cached` that found no live entry: what
+    :meth:`~ResultCacheService.fetch_missed` goes on with (``digest`` None: a bypass)."""
+
+    spec: ToolSpec
+    context: ToolContext
+    digest: bytes | None
 
 
 _SHARED_FIELDS: Final = frozenset({"data", "warnings", "metadata"})
@@ -170,6 +181,7 @@ class ResultCacheService:
         # Cross-replica single-flight over ``l2`` (None: L2 shares values, not flights).
         self.flights = flights if l2 is not None else None
         self._volatile = volatile_keys(config.volatile_params)
+        self._digests = DigestMemo(self._volatile)
         self._unavailable = 0
         # Bumped by every invalidation made through this service: a leader that sees it
         # change while its tool ran does not write its (possibly stale) value to L2.
@@ -201,11 +213,22 @@ class ResultCacheService:
         if spec.side_effects or self.config.ttl_for(spec.tool_type, spec.operation) <= 0:
             return None
         try:
-            return key_digest(
-                context.tenant_id, spec.tool_type, spec.operation, params, self._volatile
-            )
+            return self._digests.digest(context.tenant_id, spec.tool_type, spec.operation, params)
         except Uncacheable:
             return None
+
+    def cached(
+        self, spec: ToolSpec, params: Mapping[str, Any], context: ToolContext
+    ) -> ToolResult | Missed:
+        """The call's result from a live L1 entry, at once: a hit waits for nothing (the
+        actor's :class:`~runtime.cache.actor.ReadView`).  Otherwise a :class:`Missed`
+        to hand to :meth:`fetch_missed`, which goes on from there."""
+        digest = self._digest_for(spec, params, context)
+        if digest is not None:
+            stored = self._hits.hit(digest)
+            if stored is not None:
+                return _unstore(stored)
+        return Missed(spec, context, digest)
 
     async def fetch(
         self,
@@ -214,14 +237,21 @@ class ResultCacheService:
         context: ToolContext,
         compute: Compute,
     ) -> tuple[ToolResult, CacheOutcome]:
-        digest = self._digest_for(spec, params, context)
-        if digest is None:
+        """:meth:`cached`, then :meth:`fetch_missed` if it missed: the whole lookup."""
+        found = self.cached(spec, params, context)
+        if isinstance(found, Missed):
+            return await self.fetch_missed(found, compute)
+        return found, "hit"
+
+    async def fetch_missed(
+        self, missed: Missed, compute: Compute
+    ) -> tuple[ToolResult, CacheOutcome]:
+        """Go on from a :meth:`cached` that missed: bypass, wait as a follower, or lead."""
+        spec = missed.spec
+        if missed.digest is None:
             self.actor.cast(RecordBypass(spec.tool_type, spec.operation))
             return await compute(), "bypass"
-        stored = self._hits.hit(digest)  # a hit needs no mailbox round trip (ReadView)
-        if stored is not None:
-            return _unstore(stored), "hit"
-        key = _key(spec, context, digest)
+        key = _key(spec, missed.context, missed.digest)
         release = self._releaser(key)
         try:
             reply = await self.actor.call(Lookup(key), on_late_reply=release)
@@ -446,15 +476,26 @@ def _l1_ttl(ttl: float, remaining: float) -> float:
     return min(remaining, math.pow(2.0, math.floor(math.log2(remaining) * 4) / 4))
 
 
-def _store(result: ToolResult) -> StoredValue:
-    """The stored form of a successful result: its parts, not the attrs instance.
+class _Extras(NamedTuple):
+    """A result's parts beyond its data, stored only when it has any."""
 
-    Pickling the parts and rebuilding the ToolResult on a hit measured ~1.5 us cheaper
-    per hit than pickling the instance (attrs' slotted __setstate__ runs in Python).
-    """
-    return freeze((result.data, result.warnings, dict(result.metadata)))
+    data: Any
+    warnings: tuple[str, ...]
+    metadata: dict[str, Any]
+
+
+def _store(result: ToolResult) -> StoredValue:
+    """The stored form of a successful result: its data alone when it carries no
+    warnings or metadata (most do not), so a flat result thaws as one copy
+    (:mod:`runtime.cache.values`); otherwise its parts.  Never the attrs instance,
+    whose slotted ``__setstate__`` runs in Python."""
+    if not result.warnings and not result.metadata:
+        return freeze(result.data)
+    return freeze(_Extras(result.data, result.warnings, dict(result.metadata)))
 
 
 def _unstore(stored: StoredValue) -> ToolResult:
-    data, warnings, metadata = thaw(stored)
-    return ToolResult(True, data, warnings=warnings, metadata=metadata)
+    value = thaw(stored)
+    if type(value) is _Extras:
+        return rebuilt_ok_result(*value)
+    return rebuilt_ok_result(value, (), {})

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["ToolContext", "ToolResult"]
+__all__ = ["ToolContext", "ToolResult", "rebuilt_ok_result"]
 
 
 def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -68,3 +68,35 @@ class ToolResult:
     @classmethod
     def from_exception(cls, exc: BaseException) -> ToolResult:
         return cls.failure(str(exc) or type(exc).__name__, type(exc).__name__, exc)
+
+
+# Each slot's own setter, bound once: rebuilt_ok_result sets the fields directly.
+(
+    _SET_SUCCESS,
+    _SET_DATA,
+    _SET_ERROR,
+    _SET_ERROR_TYPE,
+    _SET_WARNINGS,
+    _SET_METADATA,
+    _SET_EXCEPTION,
+) = (ToolResult.__dict__[field.name].__set__ for field in attrs.fields(ToolResult))
+_new_result = object.__new__
+
+
+def rebuilt_ok_result(data: Any, warnings: tuple[str, ...], metadata: dict[str, Any]) -> ToolResult:
+    """``ToolResult(True, data, warnings=warnings, metadata=metadata)`` for parts that are
+    already of the fields' types (a cache hit's, fresh from its stored form).
+
+    Skips the converters and the per-field ``object.__setattr__`` of the generated
+    ``__init__``: on a cache hit that ``__init__`` cost as much as thawing the value.
+    ``tests/test_tool_model.py`` pins the result against the constructor's.
+    """
+    result = _new_result(ToolResult)
+    _SET_SUCCESS(result, True)
+    _SET_DATA(result, data)
+    _SET_ERROR(result, None)
+    _SET_ERROR_TYPE(result, None)
+    _SET_WARNINGS(result, warnings)
+    _SET_METADATA(result, metadata)
+    _SET_EXCEPTION(result, None)
+    return result

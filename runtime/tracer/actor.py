@@ -60,6 +60,8 @@ class _Reset:
 
 TracerMessage = CallReport | _GetStats | _GetRecords | _Reset
 
+_ONLY_REPORTS = frozenset({CallReport})
+
 DEFAULT_BATCH_SIZE = 256
 THREAD_RECORDS = 512
 """Reads of at least this many records build (and export) them in a worker thread."""
@@ -150,7 +152,7 @@ class TracerActor(Actor[TracerMessage]):
             self._reset()
 
     def handle_casts(self, messages: list[TracerMessage]) -> None:
-        if self._sinks or not all(type(m) is CallReport for m in messages):
+        if self._sinks or not _ONLY_REPORTS.issuperset(map(type, messages)):
             for message in messages:
                 self.handle_cast(message)
         else:

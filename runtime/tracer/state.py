@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from itertools import repeat
+from operator import attrgetter, is_not
 
 from runtime.calls import CallReport
 from runtime.tracer.records import TraceRecord, record_from_report
@@ -26,6 +28,9 @@ from runtime.tracer.stats import Aggregate, OperationKey, TracerStats
 __all__ = ["DEFAULT_CAPACITY", "Entry", "TracerState"]
 
 DEFAULT_CAPACITY = 1000
+
+_DATA = attrgetter("data")
+_GROUP = attrgetter("kind", "tool_type", "operation")
 
 Entry = TraceRecord | CallReport
 """What the ring holds: a record, or a report whose record is built when read."""
@@ -104,35 +109,43 @@ class TracerState:
     def observe_many(self, reports: Iterable[CallReport]) -> None:
         """:meth:`observe` each report, in order (the tracer actor's batches).
 
-        The loop below runs once per traced call, so it is written for speed: it only
-        keeps each report and sorts it into its (kind, tool_type, operation) group; each
-        group is then counted by its aggregate in C-level passes over the batch
+        This runs for every traced call, so it is written for speed: the batch is kept
+        and sorted into its (kind, tool_type, operation) groups in C-level passes where
+        it can be, and each group is counted by its aggregate in more of them
         (:meth:`Aggregate.add_reports`).
         """
-        ring_append = self._ring.append
-        lazy = self._lazy
-        # The reports of each (kind, tool_type, operation), counted a batch at a time.
-        groups: dict[tuple[str, str, str], list[CallReport]] = {}
-        observed = 0
-        for report in reports:
-            if lazy and report.data is None:
-                ring_append(report)
-            else:
-                ring_append(self.to_record(report))
-            observed += 1
-            key: tuple[str, str, str] = (report.kind, report.tool_type, report.operation)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [report]
-            else:
-                group.append(report)
+        batch = reports if type(reports) is list else list(reports)
+        if not batch:
+            return
+        if self._lazy and not any(map(is_not, map(_DATA, batch), repeat(None))):
+            self._ring.extend(batch)  # the common case: one C call for the whole batch
+        else:
+            lazy = self._lazy
+            self._ring.extend(
+                report if lazy and report.data is None else self.to_record(report)
+                for report in batch
+            )
+        # The reports of each (kind, tool_type, operation), counted a batch at a time; a
+        # batch of one tool's calls (the common case) is told in one C-level pass.
+        keys = list(map(_GROUP, batch))
+        groups: dict[tuple[str, str, str], list[CallReport]]
+        if keys.count(keys[0]) == len(keys):
+            groups = {keys[0]: batch}
+        else:
+            groups = {}
+            for key, report in zip(keys, batch, strict=True):
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [report]
+                else:
+                    group.append(report)
         index = self._index
         for key, group in groups.items():
             aggregate = index.get(key)
             if aggregate is None:
                 aggregate = self._aggregate_of(group[0])
             aggregate.add_reports(group)
-        self._observed += observed
+        self._observed += len(batch)
 
     def observe_record(self, record: TraceRecord) -> None:
         """Keep and count an already built record (also used to replay exported ones)."""
