@@ -103,9 +103,8 @@ class CallReport(NamedTuple):
     of what tracing costs; see docs/tracer.md).  It is immutable like the other values;
     ``report._replace(status="error")`` makes a changed copy.
 
-    ``started_at`` is monotonic (the loop's clock), ``started_wall`` a Unix timestamp
-    for humans.  ``params`` is unredacted -- redaction happens in the tracer, off the
-    caller's path -- and, from the executor, a :func:`snapshot_params` copy.
+    ``params`` is unredacted -- redaction happens in the tracer, off the caller's path --
+    and, from the executor, a :func:`snapshot_params` copy.
 
     ``data`` is the result -- except when an observer sizes results (one with a
     ``size_result`` method: the tracer).  Then the executor asks it for
@@ -128,14 +127,17 @@ class CallReport(NamedTuple):
     kind: Kind
     trace_id: str
     span_id: str
-    parent_span_id: str | None
     tool_type: str
     operation: str
     tenant_id: str
     started_at: float
+    """Monotonic seconds: the event loop's clock."""
     started_wall: float
+    """A Unix timestamp, for humans."""
     duration_s: float
     status: Status
+    parent_span_id: str | None = None
+    """None for a call that starts its trace."""
     error_type: str | None = None
     error_message: str | None = None
     cache_hit: bool = False

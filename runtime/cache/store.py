@@ -137,26 +137,11 @@ class _Entry(Generic[V]):
 
 @attrs.frozen(slots=True)
 class CacheCounters:
-    """Cache statistics for one (tool type, operation), or in total.
-
-    ``misses`` includes coalesced followers; ``fills`` counts values stored;
-    ``invalidations`` counts live entries removed by invalidation or ``clear``.
-    W-TinyLFU only: ``admitted`` counts entries that moved from the window to the main
-    region, ``rejected_by_frequency`` window entries evicted because main's victim was
-    asked for at least as often (they are evictions too).
-    """
+    """Cache statistics for one (tool type, operation), or in total."""
 
     hits: int = 0
     misses: int = 0
-    fills: int = 0
-    evictions: int = 0
-    expirations: int = 0
-    invalidations: int = 0
-    bypasses: int = 0
-    coalesced: int = 0
-    rejected_oversize: int = 0
-    admitted: int = 0
-    rejected_by_frequency: int = 0
+    """Including coalesced followers: every lookup is a hit or a miss."""
 
     @property
     def lookups(self) -> int:
@@ -167,6 +152,21 @@ class CacheCounters:
         """Hits per lookup; 0.0 before the first lookup."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
+
+    fills: int = 0
+    """Values stored."""
+    evictions: int = 0
+    expirations: int = 0
+    invalidations: int = 0
+    """Live entries removed by invalidation or ``clear``."""
+    bypasses: int = 0
+    coalesced: int = 0
+    rejected_oversize: int = 0
+    admitted: int = 0
+    """W-TinyLFU only: entries that moved from the window to the main region."""
+    rejected_by_frequency: int = 0
+    """W-TinyLFU only: window entries evicted because main's victim was asked for at least
+    as often (they are evictions too)."""
 
     def __add__(self, other: CacheCounters) -> CacheCounters:
         return CacheCounters(
