@@ -193,9 +193,8 @@ class Executor:
         try:
             if rejected is not None:
                 result = rejected
-            elif (
-                self.cache is not None
-                and type(found := self.cache.cached(spec, params, context)) is ToolResult
+            elif self.cache is not None and isinstance(
+                found := self.cache.cached(spec, params, context), ToolResult
             ):
                 result, outcome = found, "hit"
             else:
