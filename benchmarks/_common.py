@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -85,3 +89,28 @@ def run_measurements(
         figures.update(measure(args.quick))
         print(f"{measure.__name__}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
     emit(name, figures, quick=args.quick)
+
+
+_CACHEGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
+
+
+def have_valgrind() -> bool:
+    return shutil.which("valgrind") is not None
+
+
+def instructions(script: Path, args: list[str]) -> int:
+    """Instructions retired by ``python script --child *args`` under cachegrind.
+
+    ``PYTHONHASHSEED=0``: the same string hashes, hence the same dict layouts, in every run.
+    """
+    done = subprocess.run(
+        [*_CACHEGRIND, sys.executable, str(script), "--child", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr}")
+    return int(found.group(1).replace(",", ""))

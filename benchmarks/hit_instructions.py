@@ -24,18 +24,14 @@ Needs ``valgrind``; without it the last line is a JSON object with ``"skipped"``
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import emit, parse_args
+from _common import emit, have_valgrind, instructions, parse_args
 
 HERE = Path(__file__).resolve()
-_VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
 
 
 def _child(backend: str, side: str, calls: int) -> None:
@@ -64,17 +60,7 @@ def _child(backend: str, side: str, calls: int) -> None:
 
 
 def _instructions(args: list[str]) -> int:
-    done = subprocess.run(
-        [*_VALGRIND, sys.executable, str(HERE), "--child", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts in every run
-    )
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr}")
-    return int(found.group(1).replace(",", ""))
+    return instructions(HERE, args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         _child(argv[1], argv[2], int(argv[3]))
         return
     args = parse_args(__doc__, argv)
-    if shutil.which("valgrind") is None:
+    if not have_valgrind():
         emit("hit_instructions", {"skipped": "valgrind not found"}, quick=args.quick)
         return
     n1, n2 = (1_000, 5_000) if args.quick else (2_000, 12_000)

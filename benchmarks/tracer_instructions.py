@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import gc
 import os
-import re
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import emit, parse_args
+from _common import emit, have_valgrind, instructions, parse_args
 
 HERE = Path(__file__).resolve()
 WARM_UP = 12_000
@@ -82,28 +79,7 @@ def _child(argv: list[str]) -> None:
 
 
 def _instructions(args: list[str]) -> int:
-    """Instructions retired by ``python this-file --child *args`` under cachegrind."""
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-            sys.executable,
-            str(HERE),
-            "--child",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        # Same string hashes, hence the same dict layouts, in every run.
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr}")
-    return int(found.group(1).replace(",", ""))
+    return instructions(HERE, args)
 
 
 def _per_call(pool: ThreadPoolExecutor, args: list[str], n1: int, n2: int) -> float:
@@ -118,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         _child(argv[1:])
         return
     args = parse_args(__doc__, argv)
-    if shutil.which("valgrind") is None:
+    if not have_valgrind():
         emit("tracer_instructions", {"skipped": "valgrind not found"}, quick=args.quick)
         return
     n1, n2 = (1_000, 4_000) if args.quick else (2_000, 12_000)

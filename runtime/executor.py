@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol
 
 import anyio
 import anyio.lowlevel
+import attrs
 
 from runtime._loop import CancelCheck, Clock
 from runtime.calls import (
@@ -342,6 +343,7 @@ class Executor:
             observer.call_finished(report)
 
 
+@attrs.define(slots=True)
 class _ToolRun:
     """One call's run of its tool: the cache's ``compute``, or the call itself uncached.
 
@@ -351,24 +353,13 @@ class _ToolRun:
     the only code that can make child calls.
     """
 
-    __slots__ = ("_context", "_executor", "_params", "_span", "_spec", "_timeout", "executed")
-
-    def __init__(
-        self,
-        executor: Executor,
-        spec: ToolSpec,
-        params: Mapping[str, Any],
-        context: ToolContext,
-        timeout: float | None,
-        span: SpanRef,
-    ) -> None:
-        self.executed = False
-        self._executor = executor
-        self._spec = spec
-        self._params = params
-        self._context = context
-        self._timeout = timeout
-        self._span = span
+    _executor: Executor
+    _spec: ToolSpec
+    _params: Mapping[str, Any]
+    _context: ToolContext
+    _timeout: float | None
+    _span: SpanRef
+    executed: bool = attrs.field(default=False, init=False)
 
     async def __call__(self) -> ToolResult:
         self.executed = True
